@@ -134,7 +134,9 @@ def validate_params(
             "temperature", temperature, f"a number from {TEMPERATURE_MIN:g} to {TEMPERATURE_MAX:g}"
         )
     tokens = _check_int("max_tokens", max_tokens, minimum=1, optional=True)
-    completion = _check_int("max_completion_tokens", max_completion_tokens, minimum=1, optional=True)
+    completion = _check_int(
+        "max_completion_tokens", max_completion_tokens, minimum=1, optional=True
+    )
     index = _check_int("sample", sample, minimum=0, optional=False)
     assert index is not None
     return Params(

@@ -1,0 +1,229 @@
+"""SQLite plumbing for `History`: schema migrations, connections, error translation.
+
+Imports nothing from the package but `errors`. Durability: the writer uses WAL with
+`synchronous=FULL`, so a commit is fsynced to the WAL before `COMMIT` returns; a record
+therefore survives SIGKILL (which keeps OS buffers anyway) and power loss alike.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .errors import MaiImageError
+
+__all__ = [
+    "BUSY_TIMEOUT_S",
+    "MIGRATIONS",
+    "ReaderPool",
+    "connect",
+    "has_table",
+    "immediate",
+    "migrate",
+    "query",
+    "translate",
+]
+
+BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another process's transaction
+
+Row = tuple[Any, ...]
+
+
+def _create_generations(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        """CREATE TABLE generations (
+            id TEXT PRIMARY KEY,
+            seq INTEGER NOT NULL,
+            cache_key TEXT NOT NULL,
+            service TEXT NOT NULL,
+            model TEXT NOT NULL,
+            prompt TEXT NOT NULL,
+            aspect_ratio TEXT NOT NULL,
+            temperature REAL NOT NULL,
+            max_tokens INTEGER,
+            max_completion_tokens INTEGER,
+            sample INTEGER NOT NULL,
+            created TEXT NOT NULL,
+            width INTEGER NOT NULL,
+            height INTEGER NOT NULL,
+            image_format TEXT NOT NULL,
+            file TEXT NOT NULL,
+            url TEXT,
+            credits_used REAL,
+            usd_spent REAL,
+            elapsed_s REAL NOT NULL
+        )"""
+    )
+    conn.execute("CREATE UNIQUE INDEX generations_seq ON generations (seq)")
+    conn.execute("CREATE INDEX generations_cache_key ON generations (cache_key, seq)")
+    conn.execute("CREATE INDEX generations_model_service ON generations (model, service, seq)")
+
+
+def fts5_available(conn: sqlite3.Connection) -> bool:
+    try:
+        conn.execute("CREATE VIRTUAL TABLE temp.mai_fts5_probe USING fts5(x)")
+    except sqlite3.OperationalError:
+        return False
+    conn.execute("DROP TABLE temp.mai_fts5_probe")
+    return True
+
+
+def _create_prompt_index(conn: sqlite3.Connection) -> None:
+    """Full-text index on the prompt (FTS5, rowid = seq), kept in step by triggers."""
+    if not fts5_available(conn):
+        return  # search falls back to LIKE
+    conn.execute(
+        "CREATE VIRTUAL TABLE generations_fts USING fts5("
+        "prompt, content='generations', content_rowid='seq')"
+    )
+    conn.execute(
+        "CREATE TRIGGER generations_fts_insert AFTER INSERT ON generations BEGIN "
+        "INSERT INTO generations_fts (rowid, prompt) VALUES (new.seq, new.prompt); END"
+    )
+    conn.execute(
+        "CREATE TRIGGER generations_fts_delete AFTER DELETE ON generations BEGIN "
+        "INSERT INTO generations_fts (generations_fts, rowid, prompt) "
+        "VALUES ('delete', old.seq, old.prompt); END"
+    )
+    conn.execute(
+        "CREATE TRIGGER generations_fts_update AFTER UPDATE ON generations BEGIN "
+        "INSERT INTO generations_fts (generations_fts, rowid, prompt) "
+        "VALUES ('delete', old.seq, old.prompt); "
+        "INSERT INTO generations_fts (rowid, prompt) VALUES (new.seq, new.prompt); END"
+    )
+    conn.execute("INSERT INTO generations_fts (generations_fts) VALUES ('rebuild')")
+
+
+# Step i brings the schema from user_version i to i + 1. Append only; never edit a step.
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _create_generations,
+    _create_prompt_index,
+)
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit), usable across threads."""
+    conn = sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+    )
+    try:
+        if readonly:
+            conn.execute("PRAGMA query_only = ON")
+        else:
+            conn.execute("PRAGMA journal_mode = WAL").fetchall()
+            conn.execute("PRAGMA synchronous = FULL")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+@contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction: BEGIN IMMEDIATE (takes the write lock now), COMMIT or ROLLBACK."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def query(conn: sqlite3.Connection, sql: str, args: Sequence[Any] = ()) -> list[Row]:
+    """All rows at once, so no statement (and no read snapshot) is left open."""
+    cursor = conn.execute(sql, args)
+    try:
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+def has_table(conn: sqlite3.Connection, name: str) -> bool:
+    return bool(query(conn, "SELECT 1 FROM sqlite_master WHERE name = ?", (name,)))
+
+
+def migrate(conn: sqlite3.Connection, db_path: Path) -> None:
+    """Run the steps this database has not had, each committed with its version bump."""
+    (version,) = query(conn, "PRAGMA user_version")[0]
+    if version > len(MIGRATIONS):
+        raise MaiImageError(
+            f"the history database {db_path} has schema version {version}, newer than this "
+            f"mai_image_nb understands ({len(MIGRATIONS)}); upgrade mai_image_nb to open it"
+        )
+    for target in range(version + 1, len(MIGRATIONS) + 1):
+        with immediate(conn):
+            (current,) = query(conn, "PRAGMA user_version")[0]
+            if current >= target:  # another process got there first
+                continue
+            MIGRATIONS[target - 1](conn)
+            conn.execute(f"PRAGMA user_version = {int(target)}")
+
+
+def history_error(db_path: Path, exc: sqlite3.Error) -> MaiImageError:
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in text:
+        return MaiImageError(
+            f"the history database {db_path} stayed locked by another process for more "
+            f"than {BUSY_TIMEOUT_S:g} s ({text})"
+        )
+    if type(exc) is sqlite3.DatabaseError or "malformed" in text or "not a database" in text:
+        return MaiImageError(
+            f"the history database {db_path} is damaged or not a SQLite file ({text}); "
+            "move it aside to start a new history"
+        )
+    return MaiImageError(f"history database {db_path}: {text}")
+
+
+@contextmanager
+def translate(db_path: Path) -> Iterator[None]:
+    """sqlite3 errors leave as `MaiImageError` naming the database file."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise history_error(db_path, exc) from exc
+
+
+class ReaderPool:
+    """Read-only connections handed out one per concurrent reader; all closed by `close()`.
+
+    WAL lets these read while the writer writes, so a cache look-up never waits for an
+    image being fsynced.
+    """
+
+    def __init__(self, db_path: Path) -> None:
+        self._db_path = db_path
+        self._lock = threading.Lock()
+        self._idle: list[sqlite3.Connection] = []
+        self._closed = False
+
+    @contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self._closed:
+                raise MaiImageError(f"the history at {self._db_path.parent} is closed")
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            with translate(self._db_path):
+                conn = connect(self._db_path, readonly=True)
+        try:
+            yield conn
+        finally:
+            with self._lock:
+                keep = not self._closed
+                if keep:
+                    self._idle.append(conn)
+            if not keep:
+                conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()

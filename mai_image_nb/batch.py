@@ -1,0 +1,295 @@
+"""Many calls at once: the worker pool behind `Client.compare` and `Client.generate_many`.
+
+Cached items are answered first without a request; the rest are checked against
+the budget as a whole, then run on `max_workers` threads that share the client's
+back-off gate. Cancel, KeyboardInterrupt and failures end cells, never the batch.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .comparison import Cell, Comparison
+from .errors import CancelledError, MaiImageError, ValidationError
+from .generation import Generation
+from .params import Params, validate_params
+
+if TYPE_CHECKING:
+    from .client import Client
+
+__all__ = ["Job", "run_comparison", "run_jobs", "run_many"]
+
+log = logging.getLogger(__name__)
+
+Result = Generation | MaiImageError
+_GENERATE_FIELDS = frozenset(
+    {"prompt", "aspect_ratio", "temperature", "max_tokens", "max_completion_tokens", "sample"}
+)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One slot of a batch: validated parameters, or the error that kept it from being sent."""
+
+    params: Params | None
+    error: MaiImageError | None = None
+
+
+def run_jobs(
+    client: Client,
+    jobs: Sequence[Job],
+    *,
+    cache: bool = True,
+    progress: bool = True,
+    cancel: threading.Event | None = None,
+    on_done: Callable[[int, Result], None] | None = None,
+    description: str = "images",
+) -> list[Result]:
+    """Run `jobs` concurrently and return one result per job, in order.
+
+    `on_done(index, result)` runs in the thread that finished the job (for cached
+    or invalid jobs, in the caller's thread), before that worker takes another job.
+    If interrupted (KeyboardInterrupt), sets `cancel`, stops sending and re-raises;
+    requests already on the wire finish in the background and are stored.
+
+    Raises:
+        BudgetExceededError: the jobs that are not cached would pass the budget.
+    """
+    results: list[Result | None] = [None] * len(jobs)
+    pending: list[int] = []
+    for index, job in enumerate(jobs):
+        if job.error is not None or job.params is None:
+            results[index] = job.error or ValidationError("item", None, "parameters")
+            continue
+        hit = client.cached(job.params) if cache else None
+        if hit is not None:
+            results[index] = hit
+        else:
+            pending.append(index)
+    client._spend.check(client.estimate(len(pending)))
+
+    cancel = cancel if cancel is not None else threading.Event()
+    bar = _progress_bar(progress, total=len(jobs), description=description)
+    try:
+        for index, result in enumerate(results):
+            if result is not None:
+                _notify(on_done, index, result)
+                bar.update(1)
+
+        def work(index: int) -> Result:
+            params = jobs[index].params
+            assert params is not None
+            try:
+                result: Result = client._generate(params, cache=cache, cancel=cancel)
+            except MaiImageError as exc:
+                result = exc
+            except Exception as exc:
+                log.debug("job %d failed unexpectedly", index, exc_info=True)
+                result = MaiImageError(f"unexpected error: {type(exc).__name__}: {exc}")
+            _notify(on_done, index, result)
+            return result
+
+        executor = cf.ThreadPoolExecutor(
+            max_workers=min(client.max_workers, max(1, len(pending))),
+            thread_name_prefix="mai_image_nb",
+        )
+        futures = {executor.submit(work, index): index for index in pending}
+        try:
+            not_done = set(futures)
+            while not_done:
+                done, not_done = cf.wait(not_done, return_when=cf.FIRST_COMPLETED)
+                for future in done:
+                    results[futures[future]] = future.result()
+                    bar.update(1)
+        except BaseException:
+            cancel.set()  # workers stop sending; anything on the wire still lands in the history
+            executor.shutdown(wait=False, cancel_futures=True)
+            raise
+        executor.shutdown(wait=True)
+    finally:
+        bar.close()
+    return [r if r is not None else CancelledError() for r in results]
+
+
+def _notify(on_done: Callable[[int, Result], None] | None, index: int, result: Result) -> None:
+    if on_done is None:
+        return
+    try:
+        on_done(index, result)
+    except Exception:
+        # A broken display callback must not cost the user their images.
+        log.warning("on_cell callback failed", exc_info=True)
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(enabled: bool, *, total: int, description: str) -> Any:
+    """tqdm's notebook bar in Jupyter, its text bar on stderr elsewhere."""
+    if not enabled or total == 0:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=description, unit="image", leave=True)
+
+
+def run_many(
+    client: Client,
+    prompts_or_dicts: Iterable[str | Mapping[str, Any]],
+    *,
+    progress: bool = True,
+    cancel: threading.Event | None = None,
+    cache: bool = True,
+    **common: Any,
+) -> list[Result]:
+    """`Client.generate_many`: validate every item, then run the valid ones together."""
+    unknown = set(common) - _GENERATE_FIELDS
+    if unknown:
+        raise ValidationError(
+            "generate_many",
+            sorted(unknown),
+            "keyword arguments of generate(): "
+            + ", ".join(sorted(_GENERATE_FIELDS | {"progress", "cancel", "cache"})),
+        )
+    jobs = [_job_for(item, common, client.model) for item in prompts_or_dicts]
+    return run_jobs(client, jobs, cache=cache, progress=progress, cancel=cancel)
+
+
+def _job_for(item: str | Mapping[str, Any], common: Mapping[str, Any], model: str) -> Job:
+    fields = dict(common)
+    if isinstance(item, Mapping):
+        extra = set(item) - _GENERATE_FIELDS
+        if extra:
+            return Job(
+                None,
+                ValidationError(
+                    "item", sorted(extra), "a dict of " + ", ".join(sorted(_GENERATE_FIELDS))
+                ),
+            )
+        fields.update(item)
+    else:
+        fields["prompt"] = item
+    try:
+        prompt = fields.pop("prompt")
+    except KeyError:
+        return Job(None, ValidationError("prompt", None, "given for every item"))
+    try:
+        return Job(validate_params(prompt, model=model, **fields))
+    except ValidationError as exc:
+        return Job(None, exc)
+
+
+def run_comparison(
+    client: Client,
+    prompt: str,
+    *,
+    aspect_ratios: Sequence[str],
+    temperatures: Sequence[float],
+    repeats: int,
+    cache: bool,
+    progress: bool,
+    cancel: threading.Event | None,
+    on_cell: Callable[[Cell], None] | None,
+) -> Comparison:
+    """`Client.compare`: one job per (ratio, temperature, repeat), row by row."""
+    ratios = _distinct("aspect_ratios", aspect_ratios)
+    temps = _distinct("temperatures", temperatures)
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValidationError("repeats", repeats, "an integer >= 1")
+    slots = [(r, t, k) for r in ratios for t in temps for k in range(repeats)]
+    jobs = [
+        Job(validate_params(prompt, aspect_ratio=r, temperature=t, sample=k, model=client.model))
+        for r, t, k in slots
+    ]
+    return _run_cells(
+        client,
+        prompt,
+        ratios,
+        temps,
+        repeats,
+        slots,
+        jobs,
+        cache=cache,
+        progress=progress,
+        cancel=cancel,
+        on_cell=on_cell,
+    )
+
+
+def _run_cells(
+    client: Client,
+    prompt: str,
+    ratios: Sequence[str],
+    temps: Sequence[float],
+    repeats: int,
+    slots: Sequence[tuple[str, float, int]],
+    jobs: Sequence[Job],
+    *,
+    cache: bool,
+    progress: bool,
+    cancel: threading.Event | None,
+    on_cell: Callable[[Cell], None] | None,
+    keep: Mapping[int, Cell] | None = None,
+) -> Comparison:
+    """Run the jobs of a grid (all, or only those not in `keep`) into a `Comparison`."""
+    keep = keep or {}
+    todo = [i for i in range(len(slots)) if i not in keep]
+
+    def cell_for(index: int, result: Result) -> Cell:
+        ratio, temp, repeat = slots[index]
+        if isinstance(result, Generation):
+            return Cell(ratio, temp, repeat, generation=result)
+        return Cell(ratio, temp, repeat, error=result)
+
+    def on_done(position: int, result: Result) -> None:
+        if on_cell is not None:
+            on_cell(cell_for(todo[position], result))
+
+    results = run_jobs(
+        client,
+        [jobs[i] for i in todo],
+        cache=cache,
+        progress=progress,
+        cancel=cancel,
+        on_done=on_done,
+        description="grid",
+    )
+    cells = dict(keep)
+    for position, result in zip(todo, results, strict=True):
+        cells[position] = cell_for(position, result)
+
+    def rerun(failed: Sequence[int], **options: Any) -> Comparison:
+        kept = {i: c for i, c in cells.items() if i not in failed}
+        return _run_cells(
+            client, prompt, ratios, temps, repeats, slots, jobs, cache=True, keep=kept, **options
+        )
+
+    return Comparison(
+        prompt=prompt,
+        aspect_ratios=ratios,
+        temperatures=temps,
+        repeats=repeats,
+        cells=[cells[i] for i in range(len(slots))],
+        rerun=rerun,
+    )
+
+
+def _distinct(field: str, values: Sequence[Any]) -> tuple[Any, ...]:
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise ValidationError(field, values, "a list or tuple of values")
+    items = tuple(values)
+    if not items:
+        raise ValidationError(field, values, "a non-empty list")
+    if len(set(items)) != len(items):
+        raise ValidationError(field, values, "a list without repeated values")
+    return items

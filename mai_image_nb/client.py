@@ -1,0 +1,459 @@
+"""`Client`: settings, the cache, the budget and the call itself (retries included).
+
+Grids and batches (`compare`, `generate_many`) run through `batch.py`; this module
+owns one call from validated parameters to a stored `Generation`. No widgets here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sqlite3
+import threading
+import warnings
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
+
+from . import retry, transport
+from .errors import (
+    APIConnectionError,
+    APIStatusError,
+    AuthenticationError,
+    CancelledError,
+    MaiImageError,
+    ResponseError,
+    ValidationError,
+)
+from .generation import Generation, Usage
+from .history import History
+from .params import DEFAULT_MODEL, Params, cache_key, request_body, validate_params
+from .spend import SpendTracker
+
+if TYPE_CHECKING:
+    from .comparison import Comparison
+    from .offline import OfflineServer
+
+__all__ = ["DEFAULT_BASE_URL", "DEFAULT_USD_PER_IMAGE", "Client"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.aimlapi.com"
+DEFAULT_USD_PER_IMAGE = 0.0627  # the provider's example answer: usd_spent 0.0626835
+GENERATIONS_PATH = "/v1/images/generations"
+OFFLINE_SERVICE = "offline"
+
+
+class _Secret:
+    """Holds the key so that no repr, vars() or log line can show it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "<hidden>"
+
+
+def _normalise_base_url(base_url: str) -> str:
+    parts = urlsplit(base_url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValidationError("base_url", base_url, "an http:// or https:// URL")
+    path = parts.path.rstrip("/")
+    if path.endswith("/v1"):
+        path = path[: -len("/v1")]
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+class Client:
+    """A client for MAI-Image 2.5: the real API with a key, the bundled simulator without.
+
+    Every call is validated before anything is sent, retried with back-off, charged
+    against `budget_usd`, and stored in the history, which also serves as a cache:
+    running a notebook again costs nothing and shows the same images.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        model: str = DEFAULT_MODEL,
+        offline: bool | None = None,
+        history: History | str | os.PathLike[str] | bool | None = None,
+        timeout: float = 120.0,
+        max_retries: int = 3,
+        max_workers: int = 4,
+        budget_usd: float | None = None,
+    ) -> None:
+        validate_params("x", model=model)
+        _check_number("timeout", timeout, minimum=0.001)
+        _check_count("max_retries", max_retries, minimum=0)
+        _check_count("max_workers", max_workers, minimum=1)
+        key = api_key if api_key is not None else os.environ.get("AIMLAPI_KEY") or None
+        explicit_url = base_url if base_url is not None else os.environ.get("AIMLAPI_BASE_URL")
+        url = _normalise_base_url(explicit_url or DEFAULT_BASE_URL)
+        custom_url = url != DEFAULT_BASE_URL
+        if offline is None:
+            # No key: the simulator, unless the user named another server (a class simulator).
+            offline = key is None and not custom_url
+        if not offline and key is None and not custom_url:
+            raise AuthenticationError(
+                "no API key: set the AIMLAPI_KEY environment variable, pass api_key=..., "
+                "or use offline=True for the bundled simulator",
+                status_code=None,
+            )
+
+        self.model = model
+        self.timeout = float(timeout)
+        self.max_retries = int(max_retries)
+        self.max_workers = int(max_workers)
+        self._spend = SpendTracker(budget_usd)
+        self._clock: retry.Clock = retry.SystemClock()
+        self._rand: Callable[[], float] = secrets.SystemRandom().random
+        self._gate = retry.BackoffGate(self._clock)
+        self._sessions = transport.SessionPool()
+        self._closed = False
+        self._last_usd: float | None = None
+        self._last_usd_loaded = False
+        self._memory: dict[str, Generation] = {}
+        self._memory_lock = threading.Lock()
+        self._server: OfflineServer | None = None
+
+        if offline:
+            from .offline import OfflineServer
+
+            self.mode: Literal["api", "offline"] = "offline"
+            self._server = OfflineServer().start()
+            self.base_url = self._server.url
+            self.service = OFFLINE_SERVICE
+            self._auth: transport.BearerAuth | None = None  # the key never goes to the simulator
+            self._finalizer = weakref.finalize(self, self._server.close)
+        else:
+            self.mode = "api"
+            self.base_url = url
+            self.service = urlsplit(url).netloc.lower()
+            self._auth = transport.BearerAuth(key) if key is not None else None
+            self._finalizer = weakref.finalize(self, lambda: None)
+        self._key = _Secret(key) if key is not None else None
+
+        self._owns_history = not isinstance(history, History)
+        if history is False:
+            self._history: History | None = None
+        elif isinstance(history, History):
+            self._history = history
+        elif history is None or history is True:
+            self._history = History()
+        else:
+            self._history = History(history)
+
+    # -- settings and state --------------------------------------------------------------
+
+    @property
+    def history(self) -> History | None:
+        """Where generations are kept (None with `history=False`: an in-memory cache only)."""
+        return self._history
+
+    @property
+    def spent_usd(self) -> float:
+        """Sum of `meta.usage.usd_spent` of every answer that reported one."""
+        return self._spend.spent_usd
+
+    @property
+    def budget_usd(self) -> float | None:
+        return self._spend.budget_usd
+
+    def estimate(self, n: int = 1) -> float:
+        """Expected USD cost of `n` new images: the last cost seen for this model and service."""
+        _check_count("n", n, minimum=0)
+        return n * self._usd_per_image()
+
+    def _usd_per_image(self) -> float:
+        if not self._last_usd_loaded:
+            if self._history is not None and self._last_usd is None:
+                self._last_usd = self._history.last_usd(self.model, self.service)
+            self._last_usd_loaded = True
+        return self._last_usd if self._last_usd is not None else DEFAULT_USD_PER_IMAGE
+
+    def _use_clock(self, clock: retry.Clock, rand: Callable[[], float] | None = None) -> None:
+        """Swap the clock (and jitter source) that waits go through: for tests, not users."""
+        self._clock = clock
+        self._gate = retry.BackoffGate(clock)
+        if rand is not None:
+            self._rand = rand
+
+    def __repr__(self) -> str:
+        return (
+            f"<mai_image_nb.Client mode={self.mode!r} base_url={self.base_url!r} "
+            f"model={self.model!r} spent_usd={self.spent_usd:.4f}>"
+        )
+
+    def close(self) -> None:
+        """Close connections, stop the simulator if this client started one, close the history."""
+        if self._closed:
+            return
+        self._closed = True
+        self._sessions.close()
+        self._finalizer()
+        if self._history is not None and self._owns_history:
+            self._history.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- one image -------------------------------------------------------------------------
+
+    def generate(
+        self,
+        prompt: str,
+        *,
+        aspect_ratio: str = "1:1",
+        temperature: float = 1.0,
+        max_tokens: int | None = None,
+        max_completion_tokens: int | None = None,
+        sample: int = 0,
+        cache: bool = True,
+    ) -> Generation:
+        """Make one image (or return the stored one for the same parameters and `sample`).
+
+        Raises:
+            ValidationError: a parameter is not allowed (nothing is sent).
+            BudgetExceededError: the call would pass `budget_usd` (nothing is sent).
+            AuthenticationError, RateLimitError, APIStatusError: the service refused.
+            APIConnectionError, APITimeoutError: the service could not be reached.
+            ResponseError: the answer held no usable image.
+        """
+        params = validate_params(
+            prompt,
+            aspect_ratio=aspect_ratio,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            max_completion_tokens=max_completion_tokens,
+            sample=sample,
+            model=self.model,
+        )
+        return self._generate(params, cache=cache, cancel=None)
+
+    def cached(self, params: Params) -> Generation | None:
+        """The stored generation for `params` on this client's service, without any request."""
+        key = cache_key(params, self.service)
+        if self._history is not None:
+            found = self._history.lookup(key)
+        else:
+            with self._memory_lock:
+                found = self._memory.get(key)
+        return found.as_cached() if found is not None else None
+
+    def _generate(
+        self, params: Params, *, cache: bool, cancel: threading.Event | None
+    ) -> Generation:
+        if self._closed:
+            raise MaiImageError("this Client is closed; make a new one")
+        if cache:
+            hit = self.cached(params)
+            if hit is not None:
+                return hit
+        if cancel is not None and cancel.is_set():
+            raise CancelledError()
+        reservation = self._spend.reserve(self._usd_per_image())
+        try:
+            return self._request(params, cancel)
+        finally:
+            self._spend.release(reservation)
+
+    def _request(self, params: Params, cancel: threading.Event | None) -> Generation:
+        started = self._clock.now()
+        reply = self._post_with_retries(request_body(params), cancel)
+        try:
+            ref, usage = transport.parse_generation(reply.body)
+        except ResponseError as exc:
+            self._record_usage(getattr(exc, "usage", None))
+            raise ResponseError(exc.message) from None
+        self._record_usage(usage)
+        data = ref.data if ref.data is not None else self._download(ref.url or "")
+        image_format, width, height = transport.inspect_image(data)
+        created = datetime.now(timezone.utc)
+        generation = Generation(
+            id=created.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(4),
+            params=params,
+            service=self.service,
+            created=created,
+            width=width,
+            height=height,
+            image_format=image_format,
+            url=ref.url,
+            usage=usage,
+            elapsed_s=round(self._clock.now() - started, 4),
+            data=data,
+        )
+        self._store(generation, cache_key(params, self.service))
+        return generation
+
+    def _record_usage(self, usage: Usage | None) -> None:
+        if usage is not None:
+            self._spend.record(usage.usd_spent)
+            self._last_usd = usage.usd_spent
+
+    def _store(self, generation: Generation, key: str) -> None:
+        if self._history is None:
+            with self._memory_lock:
+                self._memory[key] = generation
+            return
+        try:
+            self._history.add(generation, cache_key=key)
+        except (OSError, sqlite3.Error, MaiImageError) as exc:
+            # The image is paid for and in hand: give it to the caller, but say so loudly.
+            log.warning("could not store generation %s in the history: %s", generation.id, exc)
+            warnings.warn(
+                f"generation {generation.id} could not be stored in the history: {exc}",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+
+    # -- HTTP with retries -----------------------------------------------------------------
+
+    def _post_with_retries(
+        self, body: dict[str, Any], cancel: threading.Event | None
+    ) -> transport.Reply:
+        url = self.base_url + GENERATIONS_PATH
+        attempts = 1 + self.max_retries
+        last_error: MaiImageError | None = None
+        for attempt in range(attempts):
+            self._gate.wait_open(cancel)
+            if cancel is not None and cancel.is_set():
+                raise CancelledError()
+            session = self._sessions.get("api")
+            log.debug("POST %s (attempt %d of %d)", url, attempt + 1, attempts)
+            try:
+                reply = transport.post_json(
+                    session, url, body, auth=self._auth, timeout_s=self.timeout
+                )
+            except APIConnectionError as exc:
+                last_error = exc
+                delay_s = retry.backoff_delay(attempt, rand=self._rand)
+            else:
+                if 200 <= reply.status < 300:
+                    return reply
+                error = transport.error_for_status(reply)
+                if not retry.is_retryable_status(reply.status):
+                    raise error
+                retry_after_s = retry.parse_retry_after(reply.headers, now_wall=self._clock.wall())
+                if retry_after_s is not None and retry_after_s > retry.RETRY_AFTER_MAX_S:
+                    error.message += (
+                        f" (the service asked to wait {retry_after_s:.0f} s, "
+                        f"more than {retry.RETRY_AFTER_MAX_S:.0f} s)"
+                    )
+                    raise error
+                last_error = error
+                if retry_after_s is not None:
+                    delay_s = retry_after_s
+                else:
+                    delay_s = retry.backoff_delay(attempt, rand=self._rand)
+                if reply.status == 429 or retry_after_s is not None:
+                    self._gate.close_for(delay_s)
+            if attempt + 1 == attempts:
+                break
+            log.debug("retrying in %.2f s after: %s", delay_s, last_error)
+            if self._clock.wait(delay_s, cancel):
+                raise CancelledError("cancelled while waiting to retry")
+        assert last_error is not None
+        if isinstance(last_error, APIStatusError):
+            raise last_error
+        raise type(last_error)(
+            f"could not reach {urlsplit(url).netloc} after {attempts} attempt"
+            f"{'s' if attempts > 1 else ''}: {last_error.message}"
+        )
+
+    def _download(self, url: str) -> bytes:
+        """GET the answer's image without the key; retried on network errors and 5xx."""
+        host = urlsplit(url).netloc
+        attempts = 1 + self.max_retries
+        problem = ""
+        for attempt in range(attempts):
+            session = self._sessions.get("download")
+            try:
+                reply = transport.fetch_image(session, url, timeout_s=self.timeout)
+            except APIConnectionError as exc:
+                problem = exc.message
+            else:
+                if 200 <= reply.status < 300:
+                    return reply.body
+                problem = f"HTTP {reply.status}"
+                if not retry.is_retryable_status(reply.status):
+                    break
+            if attempt + 1 < attempts:
+                # The image is already paid for: Cancel does not abandon it.
+                self._clock.wait(retry.backoff_delay(attempt, rand=self._rand), None)
+        raise ResponseError(f"the image could not be fetched from {host}: {problem}")
+
+    # -- grids and batches (batch.py does the work) ------------------------------------------
+
+    def compare(
+        self,
+        prompt: str,
+        *,
+        aspect_ratios: Sequence[str] = ("1:1", "16:9", "9:16"),
+        temperatures: Sequence[float] = (0.2, 1.0, 1.8),
+        repeats: int = 1,
+        cache: bool = True,
+        progress: bool = True,
+        cancel: threading.Event | None = None,
+        on_cell: Callable[[Any], None] | None = None,
+    ) -> Comparison:
+        """Every aspect ratio × temperature (× repeats) as a grid, made concurrently.
+
+        A failed cell holds its error instead of raising. See API.md for the rules.
+
+        Raises:
+            ValidationError: a parameter is not allowed (nothing is sent).
+            BudgetExceededError: the cells not yet cached would pass the budget.
+        """
+        from .batch import run_comparison
+
+        return run_comparison(
+            self,
+            prompt,
+            aspect_ratios=aspect_ratios,
+            temperatures=temperatures,
+            repeats=repeats,
+            cache=cache,
+            progress=progress,
+            cancel=cancel,
+            on_cell=on_cell,
+        )
+
+    def generate_many(
+        self,
+        prompts_or_dicts: Iterable[str | Mapping[str, Any]],
+        **common: Any,
+    ) -> list[Generation | MaiImageError]:
+        """Many images concurrently; results in input order, an error in the slot of each failure.
+
+        A dict item overrides `common`. `progress` and `cancel` work as in `compare`.
+
+        Raises:
+            BudgetExceededError: the items not yet cached would pass the budget.
+        """
+        from .batch import run_many
+
+        return run_many(self, prompts_or_dicts, **common)
+
+
+def _check_number(field: str, value: object, *, minimum: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= minimum:
+        raise ValidationError(field, value, f"a number >= {minimum:g}")
+
+
+def _check_count(field: str, value: object, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValidationError(field, value, f"an integer >= {minimum}")

@@ -1,0 +1,1 @@
+"""Offline simulator (work in progress)."""

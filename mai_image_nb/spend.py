@@ -1,0 +1,79 @@
+"""Spend tracking and the budget cap: reserve before sending, settle from what was reported.
+
+Reservations are taken under one lock, so concurrent calls can never together pass
+the budget: a thread that would pass it is refused before it sends anything.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from .errors import BudgetExceededError, ValidationError
+
+__all__ = ["SpendTracker"]
+
+_EPSILON_USD = 1e-9  # float sums of reported costs must not refuse an exact fit
+
+
+class SpendTracker:
+    """Thread-safe running total of reported cost, with reservations against a cap."""
+
+    def __init__(self, budget_usd: float | None) -> None:
+        if budget_usd is not None and (
+            isinstance(budget_usd, bool)
+            or not isinstance(budget_usd, (int, float))
+            or not budget_usd >= 0
+        ):
+            raise ValidationError("budget_usd", budget_usd, "a number >= 0, or None for no cap")
+        self.budget_usd = None if budget_usd is None else float(budget_usd)
+        self._lock = threading.Lock()
+        self._spent_usd = 0.0
+        self._reserved_usd = 0.0
+
+    @property
+    def spent_usd(self) -> float:
+        with self._lock:
+            return self._spent_usd
+
+    @property
+    def reserved_usd(self) -> float:
+        with self._lock:
+            return self._reserved_usd
+
+    def check(self, estimate_usd: float) -> None:
+        """Raise if `estimate_usd` more would pass the budget (reserves nothing).
+
+        Raises:
+            BudgetExceededError: saying the budget, the spend and the estimate.
+        """
+        with self._lock:
+            self._check_locked(estimate_usd)
+
+    def reserve(self, estimate_usd: float) -> float:
+        """Set `estimate_usd` aside for one request; give it back with `release`.
+
+        Raises:
+            BudgetExceededError: the reservation would pass the budget.
+        """
+        with self._lock:
+            self._check_locked(estimate_usd)
+            self._reserved_usd += estimate_usd
+        return estimate_usd
+
+    def release(self, reservation_usd: float) -> None:
+        with self._lock:
+            self._reserved_usd = max(0.0, self._reserved_usd - reservation_usd)
+
+    def record(self, usd_spent: float) -> None:
+        """Add what the service reported for one answer."""
+        with self._lock:
+            self._spent_usd += usd_spent
+
+    def _check_locked(self, estimate_usd: float) -> None:
+        if self.budget_usd is None:
+            return
+        committed = self._spent_usd + self._reserved_usd
+        if committed + estimate_usd > self.budget_usd + _EPSILON_USD:
+            raise BudgetExceededError(
+                budget_usd=self.budget_usd, spent_usd=committed, estimate_usd=estimate_usd
+            )
