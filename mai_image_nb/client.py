@@ -126,6 +126,7 @@ class Client:
         self._memory: dict[str, Generation] = {}
         self._memory_lock = threading.Lock()
         self._server: OfflineServer | None = None
+        self._listeners: list[Callable[[Generation], None]] = []
 
         if offline:
             from .offline import OfflineServer
@@ -181,6 +182,19 @@ class Client:
                 self._last_usd = self._history.last_usd(self.model, self.service)
             self._last_usd_loaded = True
         return self._last_usd if self._last_usd is not None else DEFAULT_USD_PER_IMAGE
+
+    def _subscribe(self, listener: Callable[[Generation], None]) -> Callable[[], None]:
+        """Call `listener(generation)` after each new image is stored (from the worker thread).
+
+        For panels that show the history live; returns a function that unsubscribes.
+        """
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
 
     def _use_clock(self, clock: retry.Clock, rand: Callable[[], float] | None = None) -> None:
         """Swap the clock (and jitter source) that waits go through: for tests, not users."""
@@ -297,6 +311,11 @@ class Client:
             data=data,
         )
         self._store(generation, cache_key(params, self.service))
+        for listener in list(self._listeners):
+            try:
+                listener(generation)
+            except Exception:  # a broken display must not cost the user the image
+                log.warning("a generation listener failed", exc_info=True)
         return generation
 
     def _record_usage(self, usage: Usage | None) -> None:

@@ -24,6 +24,7 @@ from PIL import Image
 
 from . import _sqlite, display, pngmeta
 from .errors import MaiImageError, ValidationError
+from .export import RECORD_FIELDS, export_generations, record_of
 from .generation import Generation, Usage
 from .params import Params
 
@@ -44,11 +45,6 @@ _COLUMNS = (
 )
 _SELECT = f"SELECT {_COLUMNS} FROM generations"  # noqa: S608 - constant column list
 _INSERT = f"INSERT INTO generations ({_COLUMNS}) VALUES ({', '.join('?' * 20)})"  # noqa: S608
-RECORD_FIELDS = (
-    "id", "prompt", "aspect_ratio", "temperature", "max_tokens", "max_completion_tokens",
-    "sample", "model", "service", "created", "width", "height", "image_format", "url",
-    "credits_used", "usd_spent", "elapsed_s", "file",
-)  # fmt: skip
 
 
 def _file_stem(generation_id: str) -> str:
@@ -307,9 +303,13 @@ class History:
                 " WHERE seq IN (SELECT rowid FROM generations_fts WHERE generations_fts MATCH ?)",
                 (match,),
             )
-        if text.strip():
-            escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            return " WHERE prompt LIKE ? ESCAPE '\\'", (f"%{escaped}%",)
+        words = text.split()
+        if words:  # no FTS5, or only punctuation: every word as a literal substring
+            escaped = [
+                w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") for w in words
+            ]
+            clause = " AND ".join(["prompt LIKE ? ESCAPE '\\'"] * len(words))
+            return f" WHERE {clause}", tuple(f"%{w}%" for w in escaped)
         return "", ()
 
     def search(
@@ -342,13 +342,9 @@ class History:
 
     def to_records(self) -> list[dict[str, Any]]:
         """One JSON-safe dict per generation, newest first: `to_dict()` plus the image `file`."""
-        records = []
-        for gen in self:
-            record = gen.to_dict()
-            del record["cached"]
-            record["file"] = str(self._images / _file_name(gen.id, gen.image_format))
-            records.append(record)
-        return records
+        return [
+            record_of(gen, str(self._images / _file_name(gen.id, gen.image_format))) for gen in self
+        ]
 
     def to_pandas(self) -> Any:
         """The records as a pandas DataFrame (`created` as UTC datetimes).
@@ -399,12 +395,9 @@ class History:
         Names come from the id and a slug of the prompt; nothing is written outside `folder`
         and no existing file is overwritten (a second export adds `-2`, ...). Returns `folder`.
         """
-        from .export import export_generations  # noqa: PLC0415
-
         return export_generations(self, folder)
 
     def __repr__(self) -> str:
         if self._closed:
             return f"<History {str(self.path)!r} (closed)>"
         return f"<History {str(self.path)!r} {len(self)} generations>"
-

@@ -261,7 +261,9 @@ class _TextReader:
             _language, _translated, text = rest[2:].split(b"\x00", 2)
             raw = self._inflate(text) if compressed else text
             return raw.decode("utf-8")
-        except (IndexError, ValueError) as exc:
+        except ValidationError:
+            raise
+        except (IndexError, ValueError) as exc:  # missing NULs, bad UTF-8
             raise _not_ours(self.source, "its parameters chunk is malformed") from exc
 
 
@@ -339,7 +341,8 @@ def _write_temp(target: Path, data: bytes) -> Path:
     while True:
         temp = _temp_path(target)
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0))
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+            fd = os.open(temp, flags, 0o666)  # the umask applies, as for open()
         except FileExistsError:
             continue
         break
@@ -459,7 +462,7 @@ def write_new_file(folder: str | os.PathLike[str], name: str, data: bytes) -> Pa
 def _claim(first: Path, rest: Iterator[Path]) -> Path:
     for candidate in itertools.chain((first,), rest):
         try:
-            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         except FileExistsError:
             continue
         return candidate

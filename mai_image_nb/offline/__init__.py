@@ -1,1 +1,22 @@
-"""Offline simulator (work in progress)."""
+"""The offline simulator: a local HTTP server that answers like MAI-Image 2.5 and draws from words.
+
+Standard library and Pillow only. `python -m mai_image_nb.offline --port 8765` serves a class.
+"""
+
+import logging
+
+from .faults import CHAOS_FAULTS, Chaos, Fault
+from .render import render_image, render_png
+from .server import OfflineServer, RecordedRequest
+
+__all__ = [
+    "CHAOS_FAULTS",
+    "Chaos",
+    "Fault",
+    "OfflineServer",
+    "RecordedRequest",
+    "render_image",
+    "render_png",
+]
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -1,7 +1,8 @@
-"""Draw the simulator's pictures: prompt words pick sky, land, subjects and tint; temperature jitters.
+"""Draw the simulator's pictures: prompt words pick sky, land, subjects and tint.
 
 Pillow only, flat ImageDraw shapes and no per-pixel Python loops, so a full-size image renders
-and encodes in tens of milliseconds. Imports nothing from the rest of the package but `params`.
+and encodes in tens of milliseconds; temperature jitters what the words chose. Imports nothing
+from the rest of the package but `params`.
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ import hashlib
 import io
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
 from PIL import Image, ImageDraw, ImageFont
 
-from ..params import IMAGE_SIZES
+from mai_image_nb.params import IMAGE_SIZES
 
 __all__ = ["Scene", "canvas_size", "encode_png", "read_prompt", "render_image", "render_png"]
 
@@ -192,7 +193,7 @@ class _Dice:
         )
 
 
-def _gradient(size: tuple[int, int], stops: list[tuple[float, RGB]]) -> Image.Image:
+def _gradient(size: tuple[int, int], stops: Sequence[tuple[float, RGB]]) -> Image.Image:
     width, height = size
     column = Image.new("RGB", (1, height))
     rows: list[RGB] = []
@@ -295,8 +296,9 @@ def _paint_sky(p: _Painter) -> None:
         cx, cy, size = p.w * d.num(0, 1), p.horizon * d.num(0.08, 0.6), p.s * d.num(0.05, 0.1)
         colour = d.colour(cloud, 30)
         for _ in range(5):
-            p.ellipse(cx + d.base.uniform(-1.6, 1.6) * size, cy + d.base.uniform(-0.4, 0.3) * size,
-                      size * d.base.uniform(0.7, 1.1), size * d.base.uniform(0.45, 0.7), colour)  # fmt: skip
+            dx, dy = d.base.uniform(-1.6, 1.6), d.base.uniform(-0.4, 0.3)
+            rx, ry = d.base.uniform(0.7, 1.1), d.base.uniform(0.45, 0.7)
+            p.ellipse(cx + dx * size, cy + dy * size, rx * size, ry * size, colour)
 
 
 def _paint_land(p: _Painter) -> None:
@@ -312,8 +314,8 @@ def _paint_land(p: _Painter) -> None:
             p.poly(ridge, p.lit(d.colour(shade, 40)))
             for i in range(1, len(ridge) - 1, 2):
                 (xa, ya), (x, y), (xb, yb) = ridge[i - 1], ridge[i], ridge[i + 1]
-                p.poly([(x, y), (x + (xa - x) * 0.3, y + (ya - y) * 0.3),
-                        (x + (xb - x) * 0.3, y + (yb - y) * 0.3)], p.lit((245, 248, 255)))  # fmt: skip
+                cap = [(x, y), (x + (xa - x) * 0.3, y + (ya - y) * 0.3)]
+                p.poly([*cap, (x + (xb - x) * 0.3, y + (yb - y) * 0.3)], p.lit((245, 248, 255)))
     if "city" in lands:
         x, lit_windows = -p.s * 0.02, p.scene.sky in ("night", "sunset", "storm")
         while x < p.w:
@@ -446,10 +448,13 @@ def _boat(p: _Painter, x: float, y: float, h: float, c: RGB, d: _Dice) -> None:
     w = h * 0.6
     p.poly([(x - w, y - h * 0.25), (x + w, y - h * 0.25), (x + w * 0.7, y), (x - w * 0.7, y)], c)
     p.line([(x, y - h * 0.25), (x, y - h)], p.lit((80, 60, 40)), h * 0.03)
-    p.poly([(x + h * 0.03, y - h * 0.95), (x + h * 0.03, y - h * 0.32), (x + w * 0.8, y - h * 0.32)],
-           p.lit((245, 245, 235)))  # fmt: skip
-    p.poly([(x - h * 0.03, y - h * 0.8), (x - h * 0.03, y - h * 0.32), (x - w * 0.55, y - h * 0.32)],
-           p.lit((230, 225, 210)))  # fmt: skip
+    foot, mast = y - h * 0.32, h * 0.03
+    p.poly(
+        [(x + mast, y - h * 0.95), (x + mast, foot), (x + w * 0.8, foot)], p.lit((245, 245, 235))
+    )
+    p.poly(
+        [(x - mast, y - h * 0.8), (x - mast, foot), (x - w * 0.55, foot)], p.lit((230, 225, 210))
+    )
 
 
 def _car(p: _Painter, x: float, y: float, h: float, c: RGB, d: _Dice) -> None:
@@ -483,9 +488,9 @@ def _flower(p: _Painter, x: float, y: float, h: float, c: RGB, d: _Dice) -> None
     for _ in range(d.count(3, 6)):
         fx, fy, size = x + p.w * d.num(-0.3, 0.3), y + h * d.num(-0.1, 0.3), h * d.num(0.5, 0.8)
         p.line([(fx, fy), (fx, fy - size)], p.lit((50, 130, 50)), size * 0.05)
-        for k in range(6):
-            dx, dy = ((1, 0), (0.5, 0.87), (-0.5, 0.87), (-1, 0), (-0.5, -0.87), (0.5, -0.87))[k]
-            p.ellipse(fx + dx * size * 0.13, fy - size + dy * size * 0.13, size * 0.1, size * 0.1, c)
+        petal = size * 0.1
+        for dx, dy in ((1, 0), (0.5, 0.87), (-0.5, 0.87), (-1, 0), (-0.5, -0.87), (0.5, -0.87)):
+            p.ellipse(fx + dx * size * 0.13, fy - size + dy * size * 0.13, petal, petal, c)
         p.ellipse(fx, fy - size, size * 0.07, size * 0.07, (250, 210, 60))
 
 

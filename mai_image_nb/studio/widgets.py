@@ -1,0 +1,166 @@
+"""Small pieces shared by the Studio tabs: the stylesheet, status lines, labels and widget walks.
+
+Every text that came from a user or a server passes through `display.escape` here before it
+reaches an HTML widget. Only ipywidgets and the core's pure helpers are imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Literal
+
+import ipywidgets as w
+
+from .. import display
+from ..errors import MaiImageError, ValidationError
+from ..params import ASPECT_RATIOS, IMAGE_SIZES
+
+__all__ = [
+    "STYLESHEET",
+    "close_tree",
+    "error_text",
+    "field",
+    "muted",
+    "one_line",
+    "ratio_size",
+    "short_repr",
+    "ratio_label",
+    "ratio_options",
+    "status_html",
+    "walk",
+]
+
+ERROR_MAX_CHARS = 300  # an error line stays one readable line, however long the message
+Tone = Literal["idle", "busy", "ok", "error", "warn"]
+
+# Scoped to the panel's root class; Jupyter's theme variables first, plain colours as fallback.
+STYLESHEET = """<style>
+.mai-studio { max-width: 1000px; gap: 6px; }
+.mai-studio .mai-header { display:flex; align-items:center; gap:10px; padding:6px 10px;
+  border-bottom:1px solid var(--jp-border-color2, #e0e0e0); }
+.mai-studio .mai-title { font-weight:600; font-size:14px; }
+.mai-studio .mai-badge { padding:1px 8px; border-radius:10px; font-size:11px; font-weight:600;
+  background: var(--jp-brand-color3, #e3ecfb); color: var(--jp-brand-color0, #1a4fa0); }
+.mai-studio .mai-badge.mai-api { background:#fdecc8; color:#7a4b00; }
+.mai-studio .mai-spend { margin-left:auto; font-size:12px;
+  color: var(--jp-ui-font-color2, #616161); }
+.mai-studio .mai-spend.mai-warn { color:#a15c00; }
+.mai-studio .mai-muted { font-size:11px; color: var(--jp-ui-font-color2, #757575); }
+.mai-studio .mai-status { font-size:12px; min-height:18px; line-height:18px; }
+.mai-studio .mai-status-error { color: var(--jp-error-color1, #b3261e); }
+.mai-studio .mai-status-warn { color: #a15c00; }
+.mai-studio .mai-status-ok { color: var(--jp-success-color1, #1e7e34); }
+.mai-studio .mai-status-busy { color: var(--jp-ui-font-color1, #333); }
+.mai-studio .mai-spinner { display:inline-block; width:9px; height:9px; margin-right:6px;
+  border:2px solid #9e9e9e; border-top-color:transparent; border-radius:50%;
+  animation: mai-spin .8s linear infinite; vertical-align:-1px; }
+@keyframes mai-spin { to { transform: rotate(360deg); } }
+.mai-studio .mai-stage { min-height:120px; border-radius:8px; padding:8px;
+  background: var(--jp-layout-color2, #f5f5f5); }
+.mai-studio .mai-stage img, .mai-studio .mai-thumb img, .mai-studio img.mai-thumb,
+.mai-studio img.mai-preview { max-width:100%; height:auto; border-radius:6px; }
+.mai-studio .mai-details { font-size:12px; line-height:1.5; }
+.mai-studio .mai-details b { font-weight:600; }
+.mai-studio .mai-code textarea { font-family: var(--jp-code-font-family, monospace);
+  font-size:12px; }
+.mai-studio .mai-card { border:1px solid var(--jp-border-color2, #e0e0e0); border-radius:8px;
+  padding:6px; background: var(--jp-layout-color1, #fff); }
+.mai-studio .mai-card.mai-failed { border-color:#e8a5a0; background:#fff6f5; }
+.mai-studio .mai-card.mai-selected { border-color: var(--jp-brand-color1, #1976d2);
+  box-shadow: 0 0 0 2px var(--jp-brand-color2, #90caf9); }
+.mai-studio .mai-caption { font-size:11px; line-height:1.35; overflow-wrap:anywhere; }
+.mai-studio .mai-confirm { background:#fff4e5; border-radius:6px; padding:4px 8px; }
+</style>"""
+
+_SHAPES = {"1:1": "□", "4:3": "▭", "3:2": "▭", "16:9": "▬", "3:4": "▯", "2:3": "▯", "9:16": "▮"}
+
+
+def ratio_label(ratio: str) -> str:
+    """`16:9 ▬`: the ratio and a small rectangle of its shape."""
+    return f"{ratio} {_SHAPES.get(ratio, '')}".strip()
+
+
+def ratio_options() -> list[tuple[str, str]]:
+    """(label, value) pairs for all seven ratios, in the API's order."""
+    return [(ratio_label(r), r) for r in ASPECT_RATIOS]
+
+
+def ratio_size(ratio: str) -> str:
+    """The canvas size of `ratio`, e.g. `1376×774` (for tooltips)."""
+    width, height = IMAGE_SIZES[ratio]
+    return f"{width}×{height}"
+
+
+def one_line(text: str, limit: int = ERROR_MAX_CHARS) -> str:
+    """Whitespace collapsed to single spaces and cut to `limit` characters (not escaped)."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def short_repr(value: object, limit: int = 40) -> str:
+    """`repr(value)` cut to `limit` characters, keeping its end."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 6] + "…" + text[-4:]
+
+
+def error_text(exc: BaseException) -> str:
+    """A readable one-line message for `exc` (not escaped); validation names the field."""
+    if isinstance(exc, ValidationError):
+        got = "" if "(got" in exc.allowed else f" (got {short_repr(exc.value)})"
+        return one_line(f"{exc.field} must be {exc.allowed}{got}")
+    if isinstance(exc, MaiImageError):
+        return one_line(str(exc))
+    return one_line(f"Unexpected error ({type(exc).__name__}): {exc}")
+
+
+def status_html(tone: Tone, text: str, *, escaped: bool = False) -> str:
+    """The status line's HTML: one escaped line with a tone (colour) and, when busy, a spinner."""
+    body = text if escaped else display.escape(one_line(text))
+    icon = {
+        "busy": '<span class="mai-spinner"></span>',
+        "error": "⚠ ",
+        "warn": "⚠ ",
+        "ok": "✓ ",
+        "idle": "",
+    }[tone]
+    return f'<div class="mai-status mai-status-{tone}">{icon}{body}</div>'
+
+
+def muted(text: str) -> w.HTML:
+    """A small grey label (escaped)."""
+    return w.HTML(f'<span class="mai-muted">{display.escape(text)}</span>')
+
+
+def field(label: str, control: w.Widget, *, width: str | None = None) -> w.VBox:
+    """A control with a small muted label above it."""
+    box = w.VBox([muted(label), control])
+    if width is not None:
+        box.layout.width = width
+    return box
+
+
+def walk(root: w.Widget) -> Iterator[w.Widget]:
+    """Every widget reachable from `root` through its traits (children, layout, style, ...)."""
+    seen: set[int] = set()
+    stack: list[object] = [root]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (list, tuple)):
+            stack.extend(item)
+            continue
+        if not isinstance(item, w.Widget) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        yield item
+        for name in item.keys:
+            if name.startswith("_"):
+                continue
+            value = getattr(item, name, None)
+            if isinstance(value, (w.Widget, list, tuple)):
+                stack.append(value)
+
+
+def close_tree(root: w.Widget) -> None:
+    """Close `root` and every widget reachable from it (layouts and styles included)."""
+    for widget in list(walk(root)):
+        widget.close()
