@@ -7,6 +7,7 @@ therefore survives SIGKILL (which keeps OS buffers anyway) and power loss alike.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -24,6 +25,7 @@ __all__ = [
     "has_table",
     "immediate",
     "migrate",
+    "prompt_filter",
     "query",
     "translate",
 ]
@@ -128,11 +130,11 @@ def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
+        conn.execute("COMMIT")
     except BaseException:
-        if conn.in_transaction:
+        if conn.in_transaction:  # also when COMMIT itself failed
             conn.execute("ROLLBACK")
         raise
-    conn.execute("COMMIT")
 
 
 def query(conn: sqlite3.Connection, sql: str, args: Sequence[Any] = ()) -> list[Row]:
@@ -163,6 +165,28 @@ def migrate(conn: sqlite3.Connection, db_path: Path) -> None:
                 continue
             MIGRATIONS[target - 1](conn)
             conn.execute(f"PRAGMA user_version = {int(target)}")
+
+
+def prompt_filter(text: str, *, fts: bool) -> tuple[str, tuple[Any, ...]]:
+    """A WHERE clause matching every word of `text` in the prompt, and its arguments.
+
+    With FTS5 each word is a quoted prefix (user text is never FTS syntax); without it,
+    or for text with no word characters, each word is a LIKE substring with wildcards
+    escaped. Empty text gives no clause.
+    """
+    tokens = re.findall(r"\w+", text)
+    if fts and tokens:
+        match = " ".join('"' + token.replace('"', '""') + '"*' for token in tokens)
+        return (
+            " WHERE seq IN (SELECT rowid FROM generations_fts WHERE generations_fts MATCH ?)",
+            (match,),
+        )
+    words = text.split()
+    if not words:
+        return "", ()
+    escaped = [w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") for w in words]
+    clause = " AND ".join(["prompt LIKE ? ESCAPE '\\'"] * len(words))
+    return f" WHERE {clause}", tuple(f"%{w}%" for w in escaped)
 
 
 def history_error(db_path: Path, exc: sqlite3.Error) -> MaiImageError:

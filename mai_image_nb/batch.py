@@ -204,7 +204,8 @@ def run_comparison(
     """`Client.compare`: one job per (ratio, temperature, repeat), row by row."""
     ratios = _distinct("aspect_ratios", aspect_ratios)
     temps = _distinct("temperatures", temperatures)
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+    given: object = repeats  # checked at run time: notebooks pass anything
+    if isinstance(given, bool) or not isinstance(given, int) or given < 1:
         raise ValidationError("repeats", repeats, "an integer >= 1")
     slots = [(r, t, k) for r in ratios for t in temps for k in range(repeats)]
     jobs = [

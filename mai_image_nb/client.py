@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
+import random
 import sqlite3
 import threading
 import warnings
@@ -117,7 +117,7 @@ class Client:
         self.max_workers = int(max_workers)
         self._spend = SpendTracker(budget_usd)
         self._clock: retry.Clock = retry.SystemClock()
-        self._rand: Callable[[], float] = secrets.SystemRandom().random
+        self._rand: Callable[[], float] = random.random
         self._gate = retry.BackoffGate(self._clock)
         self._sessions = transport.SessionPool()
         self._closed = False
@@ -298,7 +298,7 @@ class Client:
         image_format, width, height = transport.inspect_image(data)
         created = datetime.now(timezone.utc)
         generation = Generation(
-            id=created.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(4),
+            id=created.strftime("%Y%m%d-%H%M%S-") + os.urandom(4).hex(),
             params=params,
             service=self.service,
             created=created,

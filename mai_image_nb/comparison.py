@@ -21,7 +21,6 @@ from . import display, pngmeta
 from ._version import __version__
 from .errors import MaiImageError
 from .generation import Generation
-from .sheet import render_contact_sheet
 
 __all__ = ["GRID_KEY", "Cell", "Comparison"]
 
@@ -152,6 +151,8 @@ class Comparison:
         With repeats, each temperature column holds its repeats side by side (#1, #2, …).
         """
         if self._sheet is None:
+            from .sheet import render_contact_sheet  # ImageDraw and fonts: only when drawn
+
             self._sheet = render_contact_sheet(
                 self.cells,
                 aspect_ratios=self.aspect_ratios,

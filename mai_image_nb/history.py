@@ -49,7 +49,7 @@ _INSERT = f"INSERT INTO generations ({_COLUMNS}) VALUES ({', '.join('?' * 20)})"
 
 def _file_stem(generation_id: str) -> str:
     """The id itself when it is a plain file name, else a slug plus a digest (always unique)."""
-    if _PLAIN_ID.fullmatch(generation_id) and generation_id.upper() not in {"CON", "NUL"}:
+    if _PLAIN_ID.fullmatch(generation_id) and not pngmeta.is_reserved_name(generation_id):
         return generation_id
     digest = hashlib.sha256(generation_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     slug = pngmeta.slugify(generation_id, 40).encode("ascii", "ignore").decode()
@@ -81,6 +81,7 @@ def _utc_iso(moment: datetime) -> str:
 
 
 def _remove(paths: Sequence[Path]) -> None:
+    """Best effort: a file that cannot be removed now is tried again on the next open."""
     for path in paths:
         with contextlib.suppress(OSError):
             path.unlink(missing_ok=True)
@@ -129,12 +130,10 @@ class History:
         with _sqlite.immediate(self._writer) as conn:
             files = {name for (name,) in _sqlite.query(conn, "SELECT file FROM generations")}
             stems = {name.rsplit(".", 1)[0] for name in files}
-            for entry in self._images.iterdir():
-                if entry.name not in files and entry.is_file():
-                    entry.unlink(missing_ok=True)
-            for entry in self._thumbs.iterdir():
-                if entry.name.split(".", 1)[0] not in stems and entry.is_file():
-                    entry.unlink(missing_ok=True)
+            _remove(
+                [entry for entry in self._images.iterdir() if entry.name not in files]
+                + [e for e in self._thumbs.iterdir() if e.name.split(".", 1)[0] not in stems]
+            )
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[_sqlite.Row]:
         with self._readers.connection() as conn, _sqlite.translate(self._db_path):
@@ -201,25 +200,40 @@ class History:
         """
         name = _file_name(gen.id, gen.image_format)
         data = gen.data
-        usage = gen.usage
-        with self._writing() as conn:
-            old = self._files_of(conn, gen.id)
-            try:
-                pngmeta.write_atomic(self._images / name, data)
-            except OSError as exc:
-                raise MaiImageError(f"cannot write the image to {self._images} ({exc})") from exc
-            (seq,) = _sqlite.query(conn, "SELECT COALESCE(MAX(seq), 0) + 1 FROM generations")[0]
-            conn.execute("DELETE FROM generations WHERE id = ?", (gen.id,))
-            conn.execute(
-                _INSERT,
-                (gen.id, seq, cache_key, gen.service, gen.model, gen.prompt, gen.aspect_ratio,
-                 gen.temperature, gen.max_tokens, gen.max_completion_tokens, gen.sample,
-                 _utc_iso(gen.created), gen.width, gen.height, gen.image_format, name, gen.url,
-                 usage.credits_used if usage else None, usage.usd_spent if usage else None,
-                 gen.elapsed_s),
-            )  # fmt: skip
+        old: list[str] = []
+        written = False
+        try:
+            with self._writing() as conn:
+                old = self._files_of(conn, gen.id)
+                self._write_image(name, data)
+                written = True
+                self._insert_row(conn, gen, cache_key, name)
+        except BaseException:
+            if written and not old:  # rolled back: its new image must not linger
+                _remove([self._images / name])
+            raise
         if old:  # a replaced record: its thumbnails are stale, its file may have another name
             _remove(self._thumb_paths(old) + [self._images / f for f in old if f != name])
+
+    def _write_image(self, name: str, data: bytes) -> None:
+        try:
+            pngmeta.write_atomic(self._images / name, data)
+        except OSError as exc:
+            raise MaiImageError(f"cannot write the image to {self._images} ({exc})") from exc
+
+    @staticmethod
+    def _insert_row(conn: sqlite3.Connection, gen: Generation, key: str, name: str) -> None:
+        (seq,) = _sqlite.query(conn, "SELECT COALESCE(MAX(seq), 0) + 1 FROM generations")[0]
+        conn.execute("DELETE FROM generations WHERE id = ?", (gen.id,))
+        usage = gen.usage
+        conn.execute(
+            _INSERT,
+            (gen.id, seq, key, gen.service, gen.model, gen.prompt, gen.aspect_ratio,
+             gen.temperature, gen.max_tokens, gen.max_completion_tokens, gen.sample,
+             _utc_iso(gen.created), gen.width, gen.height, gen.image_format, name, gen.url,
+             usage.credits_used if usage else None, usage.usd_spent if usage else None,
+             gen.elapsed_s),
+        )  # fmt: skip
 
     def delete(self, id: str) -> None:
         """Remove one generation: its row, image and thumbnails.
@@ -294,24 +308,6 @@ class History:
             return False
         return bool(self._query("SELECT 1 FROM generations WHERE id = ?", (id,)))
 
-    def _where(self, text: str) -> tuple[str, tuple[Any, ...]]:
-        """A WHERE clause matching `text` in the prompt; user text is never FTS syntax."""
-        tokens = re.findall(r"\w+", text)
-        if self._has_fts and tokens:
-            match = " ".join('"' + token.replace('"', '""') + '"*' for token in tokens)
-            return (
-                " WHERE seq IN (SELECT rowid FROM generations_fts WHERE generations_fts MATCH ?)",
-                (match,),
-            )
-        words = text.split()
-        if words:  # no FTS5, or only punctuation: every word as a literal substring
-            escaped = [
-                w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") for w in words
-            ]
-            clause = " AND ".join(["prompt LIKE ? ESCAPE '\\'"] * len(words))
-            return f" WHERE {clause}", tuple(f"%{w}%" for w in escaped)
-        return "", ()
-
     def search(
         self, text: str = "", *, limit: int | None = None, offset: int = 0
     ) -> list[Generation]:
@@ -323,7 +319,7 @@ class History:
             raise ValidationError("limit", limit, "an integer >= 0 or None")
         if isinstance(offset, bool) or offset < 0:
             raise ValidationError("offset", offset, "an integer >= 0")
-        where, args = self._where(text)
+        where, args = _sqlite.prompt_filter(text, fts=self._has_fts)
         rows = self._query(
             f"{_SELECT}{where} ORDER BY seq DESC LIMIT ? OFFSET ?",
             (*args, -1 if limit is None else int(limit), int(offset)),
@@ -332,7 +328,7 @@ class History:
 
     def count(self, text: str = "") -> int:
         """How many generations `search(text)` would give without a limit."""
-        where, args = self._where(text)
+        where, args = _sqlite.prompt_filter(text, fts=self._has_fts)
         return int(self._query(f"SELECT COUNT(*) FROM generations{where}", args)[0][0])  # noqa: S608
 
     @property

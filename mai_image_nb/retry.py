@@ -10,7 +10,6 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from email.utils import parsedate_to_datetime
 from typing import Protocol
 
 from .errors import CancelledError
@@ -91,6 +90,8 @@ def parse_retry_after(headers: Mapping[str, str], *, now_wall: float) -> float |
     try:
         seconds = float(raw)
     except ValueError:
+        from email.utils import parsedate_to_datetime  # only HTTP dates need it: keep import light
+
         try:
             when = parsedate_to_datetime(raw)
         except (TypeError, ValueError, IndexError):

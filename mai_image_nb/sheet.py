@@ -168,13 +168,13 @@ def render_contact_sheet(
         row_top = rows_top + row * (tile_height + GAP_PX)
         for column, temperature in enumerate(temperatures):
             for repeat in range(repeats):
-                cell = index.get((ratio, temperature, repeat))
-                if cell is None:
+                found = index.get((ratio, temperature, repeat))
+                if found is None:
                     continue
-                if cell.generation is not None:
-                    tile = _scaled(cell.generation.image, size)
+                if found.generation is not None:
+                    tile = _scaled(found.generation.image, size)
                 else:
-                    tile = _placeholder(cell, size)
+                    tile = _placeholder(found, size)
                 slot_left = (
                     grid_left + column * (group_width + GAP_PX) + repeat * (slot_width + GAP_PX)
                 )

@@ -19,10 +19,9 @@ class SpendTracker:
     """Thread-safe running total of reported cost, with reservations against a cap."""
 
     def __init__(self, budget_usd: float | None) -> None:
-        if budget_usd is not None and (
-            isinstance(budget_usd, bool)
-            or not isinstance(budget_usd, (int, float))
-            or not budget_usd >= 0
+        given: object = budget_usd  # checked at run time: notebooks pass anything
+        if given is not None and (
+            isinstance(given, bool) or not isinstance(given, (int, float)) or not given >= 0
         ):
             raise ValidationError("budget_usd", budget_usd, "a number >= 0, or None for no cap")
         self.budget_usd = None if budget_usd is None else float(budget_usd)

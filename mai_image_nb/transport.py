@@ -225,7 +225,9 @@ def parse_generation(body: bytes) -> tuple[ImageRef, Usage | None]:
     usage = _parse_usage(payload.get("meta"))
     data = payload.get("data")
     if not isinstance(data, list) or not data:
-        raise _ChargedResponseError("the answer holds no images ('data' is missing or empty)", usage)
+        raise _ChargedResponseError(
+            "the answer holds no images ('data' is missing or empty)", usage
+        )
     first = data[0]
     if not isinstance(first, dict):
         raise _ChargedResponseError("the answer's first image is not an object", usage)
@@ -235,7 +237,9 @@ def parse_generation(body: bytes) -> tuple[ImageRef, Usage | None]:
         try:
             decoded = base64.b64decode(b64, validate=True)
         except (binascii.Error, ValueError):
-            raise _ChargedResponseError("the answer's b64_json is not valid base64", usage) from None
+            raise _ChargedResponseError(
+                "the answer's b64_json is not valid base64", usage
+            ) from None
         return ImageRef(None, decoded), usage
     if isinstance(url, str) and url.startswith(("http://", "https://")):
         return ImageRef(url, None), usage

@@ -576,9 +576,13 @@ def _paint_caption(p: _Painter, prompt: str, note: str) -> None:
     room = p.w - 3 * pad - font.getlength(note)
     text = " ".join("".join(ch if ch.isprintable() else " " for ch in prompt).split())
     text = text.encode("utf-8", "replace").decode("utf-8")
-    while text and font.getlength(text) > room:
-        text = text[: max(0, int(len(text) * room / font.getlength(text)) - 2)].rstrip() + "…"
-        room = room if len(text) > 1 else 0
+    text = text[: max(0, round(room / max(1.0, font.size * 0.2)))]  # longer never fits
+    if font.getlength(text) > room:  # keep the longest start that fits with an ellipsis
+        lo, hi = 0, len(text)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if font.getlength(text[:mid] + "…") <= room else (lo, mid - 1)
+        text = text[:lo].rstrip() + "…" if lo else ""
     y = p.h - strip / 2
     p.draw.text((pad, y), text, fill=(235, 235, 235), font=font, anchor="lm")
     p.draw.text((p.w - pad, y), note, fill=(170, 170, 170), font=font, anchor="rm")

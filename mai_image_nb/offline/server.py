@@ -182,6 +182,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "mai-image-offline/1.0"
     sys_version = ""
     timeout = IDLE_TIMEOUT_S
+    disable_nagle_algorithm = True  # else headers and body, sent apart, wait for a delayed ACK
     server: _HTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -315,8 +316,12 @@ class _Handler(BaseHTTPRequestHandler):
                 "data": self._image_item(record.json, fault),
                 "meta": {"usage": usage},
             }
-            self._send(200, fl.dumps(payload), "application/json", {})
-            owner._charged(usage["usd_spent"])
+            owner._charged(usage["usd_spent"])  # before the last byte leaves: a client may look
+            try:
+                self._send(200, fl.dumps(payload), "application/json", {})
+            except _CLIENT_GONE:
+                owner._charged(-usage["usd_spent"])  # it never arrived whole
+                raise
 
     def _image_item(self, body: dict[str, Any], fault: Fault | None) -> list[Any] | None:
         owner, name = self.server.owner, fault.name if fault is not None else "normal"

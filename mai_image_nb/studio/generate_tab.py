@@ -15,13 +15,29 @@ from typing import Any
 
 import ipywidgets as w
 
-from .. import display, pngmeta
-from ..client import Client
-from ..errors import MaiImageError, ValidationError
-from ..generation import Generation
-from ..params import PROMPT_MAX_CHARS, TEMPERATURE_MAX, TEMPERATURE_MIN, Params, validate_params
+from mai_image_nb import display, pngmeta
+from mai_image_nb.client import Client
+from mai_image_nb.errors import MaiImageError, ValidationError
+from mai_image_nb.generation import Generation
+from mai_image_nb.params import (
+    PROMPT_MAX_CHARS,
+    TEMPERATURE_MAX,
+    TEMPERATURE_MIN,
+    Params,
+    validate_params,
+)
+
 from .jobs import JobRunner
-from .widgets import Tone, error_text, field, muted, ratio_options, ratio_size, status_html
+from .widgets import (
+    Tone,
+    details_html,
+    error_text,
+    field,
+    muted,
+    ratio_options,
+    ratio_size,
+    status_html,
+)
 
 __all__ = ["GenerateTab", "code_for", "parse_token_limit"]
 
@@ -63,7 +79,7 @@ def file_name_for(prompt: str) -> str:
     return (pngmeta.slugify(prompt, FILE_SLUG_CHARS) or "image") + ".png"
 
 
-class GenerateTab(w.VBox):
+class GenerateTab(w.VBox):  # type: ignore[misc]
     """Prompt, ratio, temperature and token limits; Generate; the preview, details and Save."""
 
     def __init__(self, client: Client, *, on_settled: Callable[[], None]) -> None:
@@ -106,7 +122,7 @@ class GenerateTab(w.VBox):
                         field("max_tokens", self.max_tokens_box),
                         field("max_completion_tokens", self.max_completion_tokens_box),
                     ],
-                    layout=w.Layout(gap="12px"),
+                    layout=w.Layout(grid_gap="12px"),
                 ),
                 muted("Whole numbers; an empty field is not sent."),
             ]
@@ -152,23 +168,23 @@ class GenerateTab(w.VBox):
                 field("Temperature — 0 repeats itself, 2 surprises", self.temperature_slider),
                 self.advanced,
                 w.HBox(
-                    [self.generate_button, self.variation_button], layout=w.Layout(gap="8px")
+                    [self.generate_button, self.variation_button], layout=w.Layout(grid_gap="8px")
                 ),
                 self.status_line,
             ],
-            layout=w.Layout(flex="1 1 380px", max_width="460px", gap="6px"),
+            layout=w.Layout(flex="1 1 380px", max_width="460px", grid_gap="6px"),
         )
         result = w.VBox(
             [
                 self.stage,
                 self.details,
-                w.HBox([self.filename_box, self.save_button], layout=w.Layout(gap="8px")),
+                w.HBox([self.filename_box, self.save_button], layout=w.Layout(grid_gap="8px")),
                 self.code_panel,
             ],
-            layout=w.Layout(flex="1 1 420px", gap="6px"),
+            layout=w.Layout(flex="1 1 420px", grid_gap="6px"),
         )
         super().__init__(
-            [w.HBox([controls, result], layout=w.Layout(flex_flow="row wrap", gap="16px"))],
+            [w.HBox([controls, result], layout=w.Layout(flex_flow="row wrap", grid_gap="16px"))],
             layout=w.Layout(padding="8px"),
         )
 
@@ -336,30 +352,3 @@ class GenerateTab(w.VBox):
 
     def close_jobs(self) -> None:
         self.jobs.close()
-
-
-def details_html(gen: Generation) -> str:
-    """The parameters and cost of `gen` as escaped HTML lines."""
-    esc = display.escape
-    cost = (
-        f"from the history, no charge (made for ${gen.usd_spent:.4f})"
-        if gen.cached
-        else f"${gen.usd_spent:.4f} · {gen.elapsed_s:.2f} s"
-    )
-    limits = [
-        f"{name} {value}"
-        for name, value in (
-            ("max_tokens", gen.max_tokens),
-            ("max_completion_tokens", gen.max_completion_tokens),
-        )
-        if value is not None
-    ]
-    sample = f" · sample {gen.sample}" if gen.sample else ""
-    return (
-        f"<div><b>{esc(display.short_prompt(gen.prompt))}</b></div>"
-        f'<div class="mai-muted">{esc(gen.aspect_ratio)} · {gen.width}×{gen.height} · '
-        f"temperature {gen.temperature:.2f}{sample}"
-        f"{' · ' + esc(', '.join(limits)) if limits else ''}</div>"
-        f'<div class="mai-muted">{esc(cost)} · {esc(gen.created.strftime("%Y-%m-%d %H:%M:%S"))}'
-        f" · id {esc(gen.id)}</div>"
-    )

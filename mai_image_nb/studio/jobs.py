@@ -12,10 +12,11 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ..errors import MaiImageError
+from mai_image_nb.errors import MaiImageError
+
 from .widgets import error_text
 
-__all__ = ["JobRunner", "Ticker"]
+__all__ = ["Coalescer", "JobRunner", "Ticker"]
 
 log = logging.getLogger(__name__)
 
@@ -163,5 +164,56 @@ class JobRunner:
             self._closed = True
         self.cancel.set()
         thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(JOIN_TIMEOUT_S)
+
+
+class Coalescer:
+    """Runs `render()` on a background thread whenever asked; asks made meanwhile coalesce.
+
+    Typing in a filter or a burst of new images asks many times; the page is drawn once more
+    after the current drawing, never queued N times. `idle` is set while nothing is pending.
+    """
+
+    def __init__(self, render: Callable[[], None], *, name: str) -> None:
+        self._render = render
+        self._name = name
+        self._lock = threading.Lock()
+        self._pending = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self.idle = threading.Event()
+        self.idle.set()
+
+    def request(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._pending = True
+            self.idle.clear()
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name=f"mai-studio-{self._name}", daemon=True
+                )
+                self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                if not self._pending or self._closed:
+                    self._thread = None
+                    self.idle.set()
+                    return
+                self._pending = False
+            try:
+                self._render()
+            except Exception:
+                log.debug("%s render failed", self._name, exc_info=True)
+
+    def close(self) -> None:
+        """Refuse new requests and wait (bounded) for a render in progress."""
+        with self._lock:
+            self._closed = True
+            thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(JOIN_TIMEOUT_S)

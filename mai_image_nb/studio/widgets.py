@@ -7,25 +7,30 @@ reaches an HTML widget. Only ipywidgets and the core's pure helpers are imported
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import ipywidgets as w
 
-from .. import display
-from ..errors import MaiImageError, ValidationError
-from ..params import ASPECT_RATIOS, IMAGE_SIZES
+from mai_image_nb import display
+from mai_image_nb.errors import MaiImageError, ValidationError
+from mai_image_nb.params import ASPECT_RATIOS, IMAGE_SIZES
+
+if TYPE_CHECKING:
+    from mai_image_nb.generation import Generation
 
 __all__ = [
     "STYLESHEET",
+    "ConfirmRow",
     "close_tree",
+    "details_html",
     "error_text",
     "field",
     "muted",
     "one_line",
-    "ratio_size",
-    "short_repr",
     "ratio_label",
     "ratio_options",
+    "ratio_size",
+    "short_repr",
     "status_html",
     "walk",
 ]
@@ -164,3 +169,59 @@ def close_tree(root: w.Widget) -> None:
     """Close `root` and every widget reachable from it (layouts and styles included)."""
     for widget in list(walk(root)):
         widget.close()
+
+
+def details_html(gen: Generation) -> str:
+    """The parameters and cost of `gen` as escaped HTML lines."""
+    esc = display.escape
+    cost = (
+        f"from the history, no charge (made for ${gen.usd_spent:.4f})"
+        if gen.cached
+        else f"${gen.usd_spent:.4f} · {gen.elapsed_s:.2f} s"
+    )
+    limits = [
+        f"{name} {value}"
+        for name, value in (
+            ("max_tokens", gen.max_tokens),
+            ("max_completion_tokens", gen.max_completion_tokens),
+        )
+        if value is not None
+    ]
+    sample = f" · sample {gen.sample}" if gen.sample else ""
+    made = gen.created.astimezone().strftime("%Y-%m-%d %H:%M")
+    return (
+        f"<div><b>{esc(display.short_prompt(gen.prompt))}</b></div>"
+        f'<div class="mai-muted">{esc(gen.aspect_ratio)} · {gen.width}×{gen.height} · '
+        f"temperature {gen.temperature:.2f}{sample}"
+        f"{' · ' + esc(', '.join(limits)) if limits else ''}</div>"
+        f'<div class="mai-muted">{esc(cost)} · {esc(made)}'
+        f" · id {esc(gen.id)}</div>"
+    )
+
+
+class ConfirmRow(w.HBox):  # type: ignore[misc]
+    """ "Are you sure?" with Yes and No; hidden until `ask`."""
+
+    def __init__(self, *, yes: str, no: str) -> None:
+        self.question = w.HTML()
+        self.yes_button = w.Button(description=yes, button_style="danger")
+        self.no_button = w.Button(description=no)
+        super().__init__(
+            [self.question, self.yes_button, self.no_button],
+            layout=w.Layout(display="none", grid_gap="8px", align_items="center"),
+        )
+        self.add_class("mai-confirm")
+
+    def ask(self, question: str, note: str = "") -> None:
+        self.question.value = (
+            f"<b>{display.escape(question)}</b> "
+            f'<span class="mai-muted">{display.escape(note)}</span>'
+        )
+        self.layout.display = None
+
+    def hide(self) -> None:
+        self.layout.display = "none"
+
+    @property
+    def asking(self) -> bool:
+        return bool(self.layout.display != "none")

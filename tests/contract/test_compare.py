@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -55,7 +56,9 @@ def test_3x3_grid_runs_concurrently_and_each_image_is_in_its_cell(
 
 
 def test_getitem_matches_values_as_passed(grid_client: mai.Client) -> None:
-    grid = grid_client.compare("a cat", aspect_ratios=["4:3"], temperatures=[1, 0.5], progress=False)
+    grid = grid_client.compare(
+        "a cat", aspect_ratios=["4:3"], temperatures=[1, 0.5], progress=False
+    )
     assert grid["4:3", 1].temperature == 1.0
     assert grid["4:3", 0.5].temperature == 0.5
     with pytest.raises(KeyError):
@@ -235,6 +238,7 @@ def test_repeats_are_laid_side_by_side(grid_client: mai.Client) -> None:
 
 
 def test_compare_validates_before_sending(server: OfflineServer, grid_client: mai.Client) -> None:
+    kwargs: dict[str, Any]
     for kwargs in (
         {"aspect_ratios": ["1:1", "5:4"]},
         {"temperatures": [0.5, 3]},
@@ -244,7 +248,7 @@ def test_compare_validates_before_sending(server: OfflineServer, grid_client: ma
         {"repeats": 0},
     ):
         with pytest.raises(mai.ValidationError):
-            grid_client.compare("a cat", progress=False, **kwargs)  # type: ignore[arg-type]
+            grid_client.compare("a cat", progress=False, **kwargs)
     assert server.post_count == 0
 
 
@@ -255,7 +259,9 @@ def test_to_records(grid_client: mai.Client) -> None:
     assert all(r["ok"] and r["id"] for r in records)
 
 
-def test_progress_bar_on_stderr(grid_client: mai.Client, capsys: pytest.CaptureFixture[str]) -> None:
+def test_progress_bar_on_stderr(
+    grid_client: mai.Client, capsys: pytest.CaptureFixture[str]
+) -> None:
     grid_client.compare("a cat", aspect_ratios=["1:1"], temperatures=[0, 2], progress=True)
     err = capsys.readouterr().err
     assert "2/2" in err
@@ -300,7 +306,9 @@ def test_generate_many_budget_counts_uncached_only(server: OfflineServer, tmp_pa
         assert all(isinstance(g, mai.Generation) and g.cached for g in again)
 
 
-def test_generate_many_with_cancel_already_set(server: OfflineServer, grid_client: mai.Client) -> None:
+def test_generate_many_with_cancel_already_set(
+    server: OfflineServer, grid_client: mai.Client
+) -> None:
     cancel = threading.Event()
     cancel.set()
     results = grid_client.generate_many(["a", "b"], progress=False, cancel=cancel)

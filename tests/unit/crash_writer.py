@@ -31,7 +31,9 @@ CRASH_POINTS = ("after_temp", "after_rename", "after_commit")
 IMAGE_PX = 48
 
 
-def image_bytes(seed: int, *, size: tuple[int, int] = (IMAGE_PX, IMAGE_PX), fmt: str = "PNG") -> bytes:
+def image_bytes(
+    seed: int, *, size: tuple[int, int] = (IMAGE_PX, IMAGE_PX), fmt: str = "PNG"
+) -> bytes:
     """A small noisy image (noise so the file is not trivially small), the same for a seed."""
     rng = random.Random(seed)
     image = Image.frombytes("RGB", size, rng.randbytes(size[0] * size[1] * 3))
@@ -58,7 +60,9 @@ def make_generation(
         width, height = image.size
     return Generation(
         id=gid,
-        params=Params(prompt=prompt if prompt is not None else f"a lighthouse at dusk {gid}", **params),
+        params=Params(
+            prompt=prompt if prompt is not None else f"a lighthouse at dusk {gid}", **params
+        ),
         service=service,
         created=created or datetime.now(timezone.utc),
         width=width,
@@ -94,7 +98,7 @@ def _arm(point: str) -> None:
         real_replace(src, dst, **kwargs)
         _kill_self()
 
-    os.replace = replace  # type: ignore[assignment]
+    os.replace = replace
 
 
 def main(argv: list[str]) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import sqlite3
 import statistics
 import subprocess
@@ -20,7 +19,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from mai_image_nb import _sqlite, display, history as history_module
+from mai_image_nb import _sqlite, display
+from mai_image_nb import history as history_module
 from mai_image_nb.errors import MaiImageError, ValidationError
 from mai_image_nb.export import RECORD_FIELDS
 from mai_image_nb.generation import Usage
@@ -146,6 +146,24 @@ def test_unknown_image_format_is_refused(history: History) -> None:
     assert len(history) == 0
 
 
+def test_a_failed_add_leaves_neither_row_nor_image(
+    history: History, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add(history, "kept")
+
+    def broken(*args: object) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(History, "_insert_row", staticmethod(broken))
+    with pytest.raises(MaiImageError, match="disk I/O error"):
+        add(history, "lost")
+    monkeypatch.undo()
+    assert [g.id for g in history] == ["kept"]
+    assert sorted(p.name for p in (history.path / "images").iterdir()) == ["kept.png"]
+    add(history, "after")  # the writer connection is usable again
+    assert [g.id for g in history] == ["after", "kept"]
+
+
 def test_last_usd_is_the_newest_reported_for_model_and_service(history: History) -> None:
     assert history.last_usd("microsoft/mai-image-2.5", "offline") is None
     add(history, "a", usage=Usage(1.0, 0.05))
@@ -173,7 +191,9 @@ def test_len_iter_getitem_contains(history: History) -> None:
         history["four"]
 
 
-def test_iteration_pages_through_many_rows(history: History, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_iteration_pages_through_many_rows(
+    history: History, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(history_module, "PAGE_ROWS", 3)
     for i in range(10):
         add(history, f"g{i}")
@@ -393,9 +413,7 @@ def test_to_pandas_without_pandas_names_the_install(
 # -- thumbnails -----------------------------------------------------------------------------
 
 
-def test_thumbnail_is_made_once_and_kept(
-    history: History, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_thumbnail_is_made_once_and_kept(history: History, monkeypatch: pytest.MonkeyPatch) -> None:
     gen = make_generation("t", data=image_bytes(1, size=(600, 300)))
     history.add(gen, cache_key="k")
     made = 0
@@ -450,7 +468,8 @@ def test_export_writes_pngs_with_params_and_indexes(history: History, tmp_path: 
         rows = list(csv.DictReader(file))
     assert [r["id"] for r in rows] == ["c", "b", "a"]
     assert tuple(rows[0]) == RECORD_FIELDS
-    assert sorted(p.name for p in out.iterdir()) == sorted([*files.values(), "index.csv", "index.json"])  # fmt: skip
+    expected = sorted([*files.values(), "index.csv", "index.json"])
+    assert sorted(p.name for p in out.iterdir()) == expected
 
 
 def test_exporting_twice_never_overwrites(history: History, tmp_path: Path) -> None:
@@ -461,8 +480,12 @@ def test_exporting_twice_never_overwrites(history: History, tmp_path: Path) -> N
     history.export(out)
     second = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir()}
     assert {k: second[k] for k in first} == first
-    assert sorted(set(second) - set(first)) == ["a-a-lighthouse-at-dusk-a-2.png", "index-2.csv", "index-2.json"]  # fmt: skip
-    assert json.loads((out / "index-2.json").read_text())[0]["file"] == "a-a-lighthouse-at-dusk-a-2.png"
+    again = "a-a-lighthouse-at-dusk-a-2.png"
+    assert sorted(set(second) - set(first)) == [again, "index-2.csv", "index-2.json"]
+    assert (
+        json.loads((out / "index-2.json").read_text())[0]["file"]
+        == "a-a-lighthouse-at-dusk-a-2.png"
+    )
 
 
 def test_export_lists_a_generation_whose_image_is_gone(history: History, tmp_path: Path) -> None:
@@ -475,9 +498,7 @@ def test_export_lists_a_generation_whose_image_is_gone(history: History, tmp_pat
     assert records["b"]
 
 
-def test_the_key_never_reaches_the_history(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_key_never_reaches_the_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIMLAPI_KEY", CANARY)
     with History(tmp_path / "h") as h:
         add(h, "a", "a prompt")
@@ -521,7 +542,8 @@ def test_a_new_process_reads_what_this_one_wrote(tmp_path: Path) -> None:
         check=True,
     )
     sizes = [len(make_generation(g).data) for g in ("b", "a")]
-    assert json.loads(done.stdout) == [["b", "second", 1.0, sizes[0]], ["a", "first", 0.25, sizes[1]]]  # fmt: skip
+    expected = [["b", "second", 1.0, sizes[0]], ["a", "first", 0.25, sizes[1]]]
+    assert json.loads(done.stdout) == expected
 
 
 def test_many_threads_add_and_read(tmp_path: Path) -> None:

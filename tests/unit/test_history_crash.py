@@ -174,6 +174,7 @@ def test_readers_in_this_process_see_a_writer_process_safely(tmp_path: Path) -> 
     proc = start_writer(folder, "w")
     errors: list[BaseException] = []
     seen = 0
+    first = b""
     try:
         first = wait_for_first_line(proc, FIRST_ID_DEADLINE_S)
         with History(folder) as history:
@@ -189,7 +190,7 @@ def test_readers_in_this_process_see_a_writer_process_safely(tmp_path: Path) -> 
                     break
     finally:
         proc.send_signal(signal.SIGKILL)
-        ids, _, _ = finish(proc, first if "first" in locals() else b"")
+        ids, _, _ = finish(proc, first)
     assert errors == []
     assert seen >= 20
     check_folder(folder, ids)

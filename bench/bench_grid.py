@@ -1,0 +1,164 @@
+"""Grid costs: wall time vs the ideal, requests under a 429 storm, the contact sheet."""
+
+from __future__ import annotations
+
+import io
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import requests
+from PIL import Image
+
+import mai_image_nb as mai
+from bench.harness import Row
+from mai_image_nb.offline import Fault, OfflineServer
+from mai_image_nb.params import request_body, validate_params
+
+LATENCY_S = 1.0
+
+
+def grid_wall_time(rounds: int) -> list[Row]:
+    """A 3×3 grid at 1.0 s latency on 9 workers vs 9 bare concurrent requests and the ideal."""
+    grid_ms: list[float] = []
+    bare_ms: list[float] = []
+    with OfflineServer(image_scale=1 / 16, latency_s=LATENCY_S, seed=1) as srv:
+        for r in range(rounds):
+            with tempfile.TemporaryDirectory() as tmp:
+                client = mai.Client(base_url=srv.url, history=Path(tmp) / "h", max_workers=9)
+                started = time.perf_counter()
+                grid = client.compare(f"a fox, round {r}", progress=False, cache=False)
+                grid_ms.append((time.perf_counter() - started) * 1000)
+                assert not grid.failed
+                client.close()
+            bare_ms.append(_bare_concurrent(srv.url, 9, r))
+    return [
+        Row(
+            "3×3 grid, 1.0 s latency, 9 workers",
+            grid_ms,
+            "ideal (one latency)",
+            [LATENCY_S * 1000] * len(grid_ms),
+            goal="≤ 1.15× ideal",
+            ok=statistics.median(grid_ms) <= 1.15 * LATENCY_S * 1000,
+        ),
+        Row(
+            "3×3 grid, 1.0 s latency, 9 workers",
+            grid_ms,
+            "9 bare threads, requests POST+GET",
+            bare_ms,
+        ),
+    ]
+
+
+def _bare_concurrent(url: str, n: int, round_: int) -> float:
+    def one(i: int) -> None:
+        with requests.Session() as s:
+            body = request_body(validate_params(f"bare {round_} {i}", temperature=1.0))
+            answer = s.post(url + "/v1/images/generations", json=body, timeout=30)
+            s.get(answer.json()["data"][0]["url"], timeout=30).content  # noqa: B018
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return (time.perf_counter() - started) * 1000
+
+
+def storm_requests(rounds: int) -> list[Row]:
+    """Requests sent for a 3×3 grid when the first 12 answers are 429 with Retry-After 0.2 s."""
+    sent: list[float] = []
+    workers = 4
+    cells = 9
+    for r in range(rounds):
+        with OfflineServer(image_scale=1 / 16, latency_s=0.05, seed=r) as srv:
+            srv.script(*[Fault.status(429, retry_after="0.2")] * 12)
+            with tempfile.TemporaryDirectory() as tmp:
+                client = mai.Client(
+                    base_url=srv.url, history=Path(tmp) / "h", max_workers=workers, max_retries=8
+                )
+                grid = client.compare("a storm", progress=False)
+                client.close()
+            assert not grid.failed, grid.failed
+            sent.append(float(srv.post_count - 12))  # requests beyond the 12 refused ones
+    return [
+        Row(
+            "requests sent after a 12×429 storm, 3×3 grid",
+            sent,
+            "cells",
+            [float(cells)] * len(sent),
+            unit="requests",
+            goal=f"≤ cells + workers ({cells + workers})",
+            ok=max(sent) <= cells + workers,
+            note="counts POSTs after the refused ones; a herd would resend per worker per 429",
+        )
+    ]
+
+
+def contact_sheet(rounds: int) -> list[Row]:
+    """The labelled sheet of a 3×3 full-size grid vs the plain thumbnail resizes inside it."""
+    with OfflineServer(seed=5) as srv, tempfile.TemporaryDirectory() as tmp:
+        client = mai.Client(base_url=srv.url, history=Path(tmp) / "h", max_workers=3)
+        grid = client.compare("a red fox in the snow at dusk", progress=False)
+        blobs = [c.generation.data for c in grid.cells if c.generation is not None]
+        client.close()
+    sheet_ms: list[float] = []
+    thumbs_ms: list[float] = []
+    for _ in range(rounds):
+        fresh = grid.__class__(
+            prompt=grid.prompt,
+            aspect_ratios=grid.aspect_ratios,
+            temperatures=grid.temperatures,
+            repeats=grid.repeats,
+            cells=[_undecoded(c) for c in grid.cells],
+            rerun=lambda *a, **k: grid,
+        )
+        started = time.perf_counter()
+        fresh.image()
+        sheet_ms.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        for blob in blobs:
+            with Image.open(io.BytesIO(blob)) as im:
+                im.thumbnail((456, 256))
+        thumbs_ms.append((time.perf_counter() - started) * 1000)
+    return [
+        Row(
+            "contact sheet, 3×3 full-size (decode included)",
+            sheet_ms,
+            "9 × decode + Image.thumbnail",
+            thumbs_ms,
+            goal="≤ 300 ms",
+            ok=statistics.median(sheet_ms) <= 300,
+        )
+    ]
+
+
+def _undecoded(cell: mai.Cell) -> mai.Cell:
+    """The same cell with a Generation that has not decoded its image yet."""
+    gen = cell.generation
+    assert gen is not None
+    data = gen.data
+    clone = mai.Generation(
+        id=gen.id,
+        params=gen.params,
+        service=gen.service,
+        created=gen.created,
+        width=gen.width,
+        height=gen.height,
+        image_format=gen.image_format,
+        url=gen.url,
+        usage=gen.usage,
+        elapsed_s=gen.elapsed_s,
+        data=data,
+    )
+    return mai.Cell(cell.aspect_ratio, cell.temperature, cell.repeat, generation=clone)
+
+
+def run(quick: bool = False) -> list[Row]:
+    rows = grid_wall_time(rounds=2 if quick else 7)
+    rows += storm_requests(rounds=2 if quick else 7)
+    rows += contact_sheet(rounds=3 if quick else 15)
+    return rows

@@ -1,0 +1,192 @@
+"""The simulator's pictures teach: words, ratio and temperature visibly change them."""
+
+from __future__ import annotations
+
+import io
+import struct
+import time
+from collections.abc import Iterator
+
+import pytest
+from PIL import Image, ImageChops, ImageStat
+
+from mai_image_nb.offline import render
+from mai_image_nb.offline.render import (
+    canvas_size,
+    encode_png,
+    read_prompt,
+    render_image,
+    render_png,
+)
+from mai_image_nb.params import ASPECT_RATIOS, IMAGE_SIZES
+
+SMALL = 0.25  # 256x256 for 1:1: enough pixels to measure, quick to draw
+
+
+def draw(
+    prompt: str, temperature: float = 0.0, variation: int = 0, ratio: str = "1:1"
+) -> Image.Image:
+    return render_image(prompt, ratio, temperature, variation=variation, scale=SMALL)
+
+
+def mean(image: Image.Image, box: tuple[float, float, float, float] = (0, 0, 1, 1)) -> list[float]:
+    """Mean R, G, B over a box given in fractions of the canvas."""
+    w, h = image.size
+    crop = image.crop((round(box[0] * w), round(box[1] * h), round(box[2] * w), round(box[3] * h)))
+    return list(ImageStat.Stat(crop).mean)
+
+
+def difference(a: Image.Image, b: Image.Image) -> float:
+    return sum(ImageStat.Stat(ImageChops.difference(a, b)).mean) / 3
+
+
+def png_chunks(data: bytes) -> Iterator[bytes]:
+    at = 8
+    while at < len(data):
+        (length,) = struct.unpack(">I", data[at : at + 4])
+        yield data[at + 4 : at + 8]
+        at += 12 + length
+
+
+@pytest.mark.parametrize("ratio", ASPECT_RATIOS)
+def test_canvas_follows_the_ratio_table(ratio: str) -> None:
+    assert canvas_size(ratio) == IMAGE_SIZES[ratio]
+    width, height = IMAGE_SIZES[ratio]
+    assert canvas_size(ratio, 0.5) == (round(width * 0.5), round(height * 0.5))
+    assert canvas_size(ratio, 0.0001) == (8, 8)
+    image = render_image("a boat at sea", ratio, 1.0, variation=3, scale=0.1)
+    assert image.size == canvas_size(ratio, 0.1) and image.mode == "RGB"
+
+
+def test_every_known_word_draws_at_any_size() -> None:
+    words = [w for table in (render._SKY_OF, render._LAND_OF, render._SUBJECT_OF, render.COLOURS)
+             for w in table]  # fmt: skip
+    for i, word in enumerate(words):
+        for scale in (0.0001, 0.05):
+            prompt = f"a {word} and a {words[(i * 7) % len(words)]} {words[(i * 13) % len(words)]}"
+            render_image(prompt, ASPECT_RATIOS[i % 7], 2.0 * (i % 3) / 2, variation=i, scale=scale)
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    ["", " ", "x" * 4000, "\x00\n\t\u202e", "\ud800 lone surrogate", "猫と灯台", "🐱" * 50],
+)
+def test_odd_prompts_still_draw(prompt: str) -> None:
+    image = render_image(prompt, "16:9", 1.3, variation=5, scale=0.2)
+    assert image.size == canvas_size("16:9", 0.2)
+
+
+def test_temperature_zero_ignores_variation() -> None:
+    assert (
+        draw("a cat in the snow", 0.0, 1).tobytes() == draw("a cat in the snow", 0.0, 99).tobytes()
+    )
+    assert render_png("a cat", "4:3", 0.0, variation=0) == render_png(
+        "a cat", "4:3", 0, variation=7
+    )
+
+
+def test_same_variation_same_pixels() -> None:
+    assert draw("a city", 1.5, 42).tobytes() == draw("a city", 1.5, 42).tobytes()
+
+
+def test_higher_temperature_varies_more() -> None:
+    prompts = ["a red lighthouse at sunset by the sea", "a snowy forest at night", "a house"]
+    spread = {
+        t: sum(difference(draw(p, t, 1), draw(p, t, 2)) for p in prompts) / len(prompts)
+        for t in (0.0, 0.3, 1.0, 2.0)
+    }
+    assert spread[0.0] == 0
+    assert 0 < spread[0.3] < spread[1.0] < spread[2.0]
+    assert spread[2.0] > 12  # two calls at 2.0 differ at a glance
+
+
+def test_prompt_alone_fixes_the_composition() -> None:
+    assert difference(draw("a boat at sea"), draw("a boat on the sea")) > 0
+    assert draw("a boat at sea").tobytes() != draw("a boat at sea", ratio="4:3").tobytes()
+
+
+@pytest.mark.parametrize("subject", ["house", "cat", "lighthouse", "car"])
+def test_colour_words_move_the_mean_colour(subject: str) -> None:
+    red, blue, plain = (mean(draw(f"a {c} {subject}")) for c in ("red", "blue", ""))
+    assert red[0] - red[2] > plain[0] - plain[2] + 20
+    assert blue[2] - blue[0] > plain[2] - plain[0] + 20
+    black, white = mean(draw(f"a black {subject}")), mean(draw(f"a white {subject}"))
+    assert sum(black) + 60 < sum(plain) < sum(white) - 60
+    yellow, purple = mean(draw(f"a yellow {subject}")), mean(draw(f"a purple {subject}"))
+    assert yellow[1] > purple[1] + 20 and purple[2] > yellow[2]
+
+
+def test_night_is_dark_with_stars_and_a_moon() -> None:
+    day, night = draw("a field"), draw("a field at night")
+    assert sum(mean(night)) < sum(mean(day)) / 2
+    sky = night.crop((0, 0, night.width, night.height // 3)).convert("L")
+    assert sky.getextrema()[1] > 200  # stars and the moon shine in a dark sky
+    assert ImageStat.Stat(sky).median[0] < 70
+
+
+def test_sunset_is_warm() -> None:
+    day, sunset = (
+        mean(draw("a field"), (0, 0, 1, 0.5)),
+        mean(draw("a field at sunset"), (0, 0, 1, 0.5)),
+    )
+    assert sunset[0] - sunset[2] > day[0] - day[2] + 60
+
+
+def test_sea_snow_forest_city_desert_change_the_ground() -> None:
+    ground = (0, 0.75, 1, 0.95)
+    plain = mean(draw("a field"), ground)
+    sea, snow = mean(draw("the sea"), ground), mean(draw("snow"), ground)
+    forest, desert = mean(draw("a forest"), ground), mean(draw("a desert"), ground)
+    assert sea[2] > sea[1] and plain[1] > plain[2]  # blue water, green grass
+    assert min(snow) > 180
+    assert sum(forest) < sum(plain)
+    assert desert[0] > plain[0] + 60
+    city = draw("a city at night")
+    red, green, blue = (
+        band.point(lambda v, k=k: 255 if (v > k if k > 0 else v < -k) else 0)
+        for band, k in zip(city.split(), (200, 160, -160), strict=True)
+    )
+    lit = ImageChops.multiply(ImageChops.multiply(red, green), blue).histogram()[255]
+    assert lit > 100  # lit windows
+    assert difference(draw("a city"), draw("a field")) > 10
+    assert difference(draw("mountains"), draw("a field")) > 10
+
+
+def test_subject_words_add_a_subject() -> None:
+    for subject in ("lighthouse", "cat", "tree", "house", "boat", "castle", "rocket", "balloon"):
+        assert difference(draw(f"a meadow with a {subject}"), draw("a meadow with a")) > 1
+
+
+def test_read_prompt() -> None:
+    scene = read_prompt("A Red lighthouse at SUNSET by the sea, and a black cat, and a boat")
+    assert scene.sky == "sunset" and scene.lands == {"sea"}
+    assert scene.subjects == ("lighthouse", "cat")  # at most two
+    assert scene.subject_colour == render.COLOURS["red"]
+    plain = read_prompt("something abstract")
+    assert (plain.sky, plain.lands, plain.subjects, plain.tint) == ("day", frozenset(), (), None)
+
+
+def test_caption_strip_darkens_the_bottom() -> None:
+    image = draw("a snowy field", ratio="16:9")
+    strip = mean(image, (0, 0.975, 1, 1))
+    above = mean(image, (0, 0.9, 1, 0.95))
+    assert sum(strip) < sum(above) / 2
+
+
+def test_png_has_no_text_chunks_and_round_trips() -> None:
+    data = render_png("a cat at night", "3:2", 0.7, variation=1, scale=0.2)
+    kinds = list(png_chunks(data))
+    assert kinds[0] == b"IHDR" and kinds[-1] == b"IEND"
+    assert not {b"tEXt", b"zTXt", b"iTXt"} & set(kinds)
+    assert Image.open(io.BytesIO(data)).size == canvas_size("3:2", 0.2)
+    assert encode_png(Image.new("RGB", (8, 8))).startswith(b"\x89PNG")
+
+
+def test_full_size_render_and_encode_is_fast() -> None:
+    """Goal: tens of ms; the bound is loose so a busy test machine still passes."""
+    timings = []
+    for i in range(3):
+        started = time.perf_counter()
+        render_png("a red lighthouse at sunset by the sea", "1:1", 1.0, variation=i)
+        timings.append(time.perf_counter() - started)
+    assert sorted(timings)[1] < 0.25
