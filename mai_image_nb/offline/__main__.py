@@ -14,7 +14,14 @@ import threading
 from types import FrameType
 
 from .faults import Chaos
-from .server import OfflineServer
+from .server import WILDCARD_HOSTS, OfflineServer
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (0-65535)")
+    return port
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
         "this machine).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks one)")
+    parser.add_argument("--port", type=_port, default=8765, help="port (default 8765; 0 picks one)")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to each answer")
     parser.add_argument("--seed", type=int, default=None, help="make the run's images repeatable")
     parser.add_argument("--api-key", default=None, help="require this key (default: accept any)")
@@ -63,17 +70,20 @@ def main(argv: list[str] | None = None, *, ready: threading.Event | None = None)
         stop.set()
 
     if threading.current_thread() is threading.main_thread():
+        # Set both: a shell that starts us in the background leaves SIGINT ignored.
         signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
     with server:
         key_hint = " AIMLAPI_KEY=<the key you chose>" if args.api_key else ""
+        where = " (with this machine's address for the host)" if args.host in WILDCARD_HOSTS else ""
         print(
             f"MAI-Image offline simulator on {server.url} - point the client at it with "
-            f"AIMLAPI_BASE_URL={server.url}{key_hint} (Ctrl-C to stop)",
+            f"AIMLAPI_BASE_URL={server.url}{key_hint}{where} (Ctrl-C to stop)",
             flush=True,
         )
         if ready is not None:
             ready.set()
-        with contextlib.suppress(KeyboardInterrupt):
+        with contextlib.suppress(KeyboardInterrupt):  # when not run in the main thread
             stop.wait()
     print("simulator stopped", flush=True)
     return 0

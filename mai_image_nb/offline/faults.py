@@ -205,12 +205,12 @@ class Fault:
     @classmethod
     def slow(cls, seconds: float) -> Fault:
         """Wait `seconds`, then answer normally (charged): for client timeouts."""
-        return cls("slow", seconds=_non_negative("seconds", seconds))
+        return cls("slow", seconds=non_negative("seconds", seconds))
 
     @classmethod
     def stall(cls, seconds: float) -> Fault:
         """Wait `seconds`, then close the connection without answering (not charged)."""
-        return cls("stall", seconds=_non_negative("seconds", seconds))
+        return cls("stall", seconds=non_negative("seconds", seconds))
 
     @classmethod
     def truncated_json(cls) -> Fault:
@@ -272,7 +272,7 @@ class Fault:
         return cls("oversized", n_bytes=n_bytes)
 
 
-def _non_negative(name: str, seconds: float) -> float:
+def non_negative(name: str, seconds: float) -> float:
     if not seconds >= 0 or math.isinf(seconds):
         raise ValueError(f"{name}={seconds!r} must be a finite number >= 0")
     return float(seconds)
@@ -309,8 +309,8 @@ class Chaos:
         unknown = sorted(set(self.faults) - set(CHAOS_FAULTS))
         if unknown or not self.faults:
             raise ValueError(f"faults={self.faults!r}: choose from {', '.join(CHAOS_FAULTS)}")
-        _non_negative("stall_s", self.stall_s)
-        _non_negative("retry_after_s", self.retry_after_s)
+        non_negative("stall_s", self.stall_s)
+        non_negative("retry_after_s", self.retry_after_s)
 
     def new_rng(self) -> random.Random:
         return random.Random(self.seed)

@@ -1,8 +1,6 @@
 """Draw the simulator's pictures: prompt words pick sky, land, subjects and tint.
 
-Pillow only, flat ImageDraw shapes and no per-pixel Python loops, so a full-size image renders
-and encodes in tens of milliseconds; temperature jitters what the words chose. Imports nothing
-from the rest of the package but `params`.
+Temperature jitters what the words chose. Pillow shapes only, no per-pixel loops (tens of ms).
 """
 
 from __future__ import annotations
@@ -109,7 +107,7 @@ class Scene:
     subjects: tuple[str, ...]
     tint: RGB | None
     tint_alpha: float
-    subject_colour: RGB | None
+    subject_colours: tuple[RGB | None, ...]  # one per subject: the colour word just before it
 
 
 def read_prompt(prompt: str) -> Scene:
@@ -119,14 +117,16 @@ def read_prompt(prompt: str) -> Scene:
     lands = frozenset(_LAND_OF[w] for w in words if w in _LAND_OF)
     colours = [COLOURS[w] for w in words if w in COLOURS]
     subjects: list[str] = []
-    subject_colour: RGB | None = None
+    subject_colours: list[RGB | None] = []
     for i, word in enumerate(words):
         name = _SUBJECT_OF.get(word)
         if name is None or name in subjects or len(subjects) == MAX_SUBJECTS:
             continue
         subjects.append(name)
         near = [COLOURS[w] for w in words[max(0, i - 2) : i] if w in COLOURS]
-        subject_colour = subject_colour or (near[-1] if near else None)
+        subject_colours.append(near[-1] if near else None)
+    if colours and subjects and not any(subject_colours):  # "a lighthouse, red"
+        subject_colours[0] = colours[0]
     tint: RGB | None = None
     if colours:
         tint = _rgb(sum(c[k] for c in colours) / len(colours) for k in range(3))
@@ -137,7 +137,7 @@ def read_prompt(prompt: str) -> Scene:
         subjects=tuple(subjects),
         tint=tint,
         tint_alpha=alpha if colours else 0.0,
-        subject_colour=subject_colour or (colours[0] if colours else None),
+        subject_colours=tuple(subject_colours),
     )
 
 
@@ -320,7 +320,8 @@ def _paint_land(p: _Painter) -> None:
         x, lit_windows = -p.s * 0.02, p.scene.sky in ("night", "sunset", "storm")
         while x < p.w:
             bw, bh = p.s * d.num(0.05, 0.11), p.h * d.num(0.1, 0.34)
-            p.rect(x, top - bh, x + bw, top + 1, p.lit(d.colour((105, 110, 130), 35)))
+            wall = _mix(d.colour((105, 110, 130), 35), (20, 20, 30), d.num(0.0, 0.35))
+            p.rect(x, top - bh, x + bw, top + 1, p.lit(wall))
             gap = max(2.0, p.s * 0.012)
             for wy in range(round(top - bh + gap), round(top - gap * 2), round(gap * 2)):
                 for wx in range(round(x + gap), round(x + bw - gap * 1.5), round(gap * 1.8)):
@@ -347,10 +348,21 @@ def _paint_land(p: _Painter) -> None:
             else:
                 p.ellipse(cx, top + r * 0.85, r, r, _mix(g_top, g_bottom, d.num(0.2, 0.6)))
     if "forest" in lands:
-        for row, (lo, hi) in enumerate(((0.07, 0.13), (0.16, 0.28))):
+        for row, (lo, hi) in enumerate(((0.07, 0.13), (0.14, 0.24))):
+            trees = []
             for _ in range(d.count(22, 34) * p.w // p.s // (1 + 2 * row)):
-                base = top + (p.h - top) * (d.num(0.0, 0.05) if row == 0 else d.num(0.15, 0.55))
-                _pine(p, p.w * d.num(-0.05, 1.05, 0.2), base, p.h * d.num(lo, hi), d, row)
+                near = d.num(0.0, 0.05) if row == 0 else d.num(0.15, 0.55)
+                size = p.h * d.num(lo, hi) * (1 + near)  # nearer trees look bigger
+                trees.append((top + (p.h - top) * near, p.w * d.num(-0.05, 1.05, 0.2), size))
+            for base, x, size in sorted(trees):  # far to near, so near trees hide far ones
+                _pine(p, x, base, size, d, row)
+    if ground == "city" and "sea" not in lands:  # a street in front of the buildings
+        y0, y1 = top + (p.h - top) * 0.3, top + (p.h - top) * 0.7
+        p.rect(0, y0, p.w, y1, p.lit((50, 50, 58)))
+        dash, mid = p.s * 0.05, (y0 + y1) / 2
+        for k in range(int(p.w / dash / 2) + 2):
+            x0 = (k * 2 + d.num(0, 1, 0.2)) * dash
+            p.rect(x0, mid - p.s * 0.004, x0 + dash, mid + p.s * 0.004, p.lit((235, 220, 140)))
     if "desert" in lands:
         for _ in range(d.count(1, 3)):
             x, y, size = p.w * d.num(0.05, 0.95), top + (p.h - top) * d.num(0.2, 0.6), p.h * 0.12
@@ -497,6 +509,7 @@ def _flower(p: _Painter, x: float, y: float, h: float, c: RGB, d: _Dice) -> None
 def _balloon(p: _Painter, x: float, y: float, h: float, c: RGB, d: _Dice) -> None:
     by = y - p.h * d.num(0.3, 0.45)
     p.ellipse(x, by - h * 0.55, h * 0.32, h * 0.38, c)
+    p.ellipse(x, by - h * 0.55, h * 0.12, h * 0.38, _mix(c, (255, 255, 255), 0.35))
     p.poly([(x - h * 0.3, by - h * 0.45), (x + h * 0.3, by - h * 0.45), (x, by - h * 0.1)], c)
     p.rect(x - h * 0.07, by, x + h * 0.07, by - h * 0.1, p.lit((120, 80, 40)))
 
@@ -531,7 +544,7 @@ _SUBJECTS: dict[str, tuple[Subject, float, RGB]] = {  # drawer, height (share of
     "tree": (_tree, 0.45, (60, 140, 60)), "house": (_house, 0.28, (225, 205, 170)),
     "boat": (_boat, 0.25, (130, 80, 45)), "car": (_car, 0.12, (200, 40, 40)),
     "person": (_person, 0.25, (50, 90, 170)), "bird": (_bird, 0.1, (30, 30, 35)),
-    "flower": (_flower, 0.15, (230, 80, 140)), "balloon": (_balloon, 0.22, (220, 60, 50)),
+    "flower": (_flower, 0.15, (230, 80, 140)), "balloon": (_balloon, 0.3, (220, 60, 50)),
     "rocket": (_rocket, 0.3, (210, 50, 50)), "castle": (_castle, 0.35, (70, 60, 140)),
 }  # fmt: skip
 
@@ -541,14 +554,14 @@ def _paint_subjects(p: _Painter) -> None:
     for i, name in enumerate(p.scene.subjects):
         d = p.dice.sub("subject/" + name)
         drawer, height, own = _SUBJECTS[name]
-        colour = p.lit(d.colour(p.scene.subject_colour or own, 60))
-        x = p.w * d.num(0.4, 0.6, 0.8) if n == 1 else p.w * (0.3 + 0.4 * i + d.num(-0.05, 0.05))
+        colour = p.lit(d.colour(p.scene.subject_colours[i] or own, 60))
+        x = p.w * (d.num(0.4, 0.6, 1.5) if n == 1 else 0.3 + 0.4 * i + d.num(-0.05, 0.05, 2))
         ground = p.shore if "sea" in p.scene.lands else p.h
         y = p.horizon + (ground - p.horizon) * d.num(0.55, 0.8)
         if name == "boat" and "sea" in p.scene.lands:
             y = p.horizon + (p.shore - p.horizon) * d.num(0.35, 0.6)
         elif name == "lighthouse" and "sea" in p.scene.lands:
-            x, y = (p.w * d.num(0.68, 0.8, 0.6) if n == 1 else x), p.horizon + p.h * 0.08
+            x, y = (p.w * d.num(0.66, 0.8, 1.2) if n == 1 else x), p.horizon + p.h * 0.08
         drawer(p, x, y, p.h * height * d.num(0.85, 1.15), colour, d)
 
 
@@ -571,12 +584,13 @@ def _paint_caption(p: _Painter, prompt: str, note: str) -> None:
     strip = max(12, round(p.h * 0.032))
     box = (0, p.h - strip, p.w, p.h)
     p.img.paste(Image.blend(p.img.crop(box), Image.new("RGB", (p.w, strip)), 0.6), box[:2])
-    font = ImageFont.load_default(size=max(8, round(strip * 0.62)))
+    font_px = max(8, round(strip * 0.62))
+    font = ImageFont.load_default(size=font_px)
     pad = strip * 0.4
     room = p.w - 3 * pad - font.getlength(note)
     text = " ".join("".join(ch if ch.isprintable() else " " for ch in prompt).split())
     text = text.encode("utf-8", "replace").decode("utf-8")
-    text = text[: max(0, round(room / max(1.0, font.size * 0.2)))]  # longer never fits
+    text = text[: max(0, round(room / (font_px * 0.2)))]  # longer never fits
     if font.getlength(text) > room:  # keep the longest start that fits with an ellipsis
         lo, hi = 0, len(text)
         while lo < hi:

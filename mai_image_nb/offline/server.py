@@ -44,6 +44,8 @@ IDLE_TIMEOUT_S = 60.0  # a keep-alive connection silent this long is closed
 CLOSE_JOIN_S = 5.0
 STREAM_CHUNK_BYTES = 64 * 1024
 _FILE_RE = re.compile(r"^/files/([A-Za-z0-9_-]{1,64})\.png$")
+_HOST_RE = re.compile(r"^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?$")
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")  # noqa: S104 - compared with, never bound here
 _CLIENT_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
 _JSON_TYPES: dict[str, type | tuple[type, ...]] = {
     "string": str, "number": (int, float), "integer": int, "boolean": bool, "object": dict,
@@ -188,10 +190,12 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
 
-    def do_GET(self) -> None:
-        self._dispatch()
-
-    do_POST = do_HEAD = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_GET  # noqa: N815
+    def parse_request(self) -> bool:
+        """Route every method, known or not, to `_dispatch` (which answers 404 or 405)."""
+        parsed = super().parse_request()
+        if parsed:
+            setattr(self, "do_" + self.command, self._dispatch)
+        return parsed
 
     def _dispatch(self) -> None:
         owner, self._answered = self.server.owner, False
@@ -225,7 +229,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _read_body(self) -> bytes | None:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             parts, total = [], 0
-            while (size := int(self.rfile.readline(1024).split(b";")[0].strip() or b"0", 16)) > 0:
+            while True:
+                size_text = self.rfile.readline(1024).split(b";")[0].strip()
+                if not re.fullmatch(rb"[0-9A-Fa-f]{1,8}", size_text):
+                    self._refuse(400, "Malformed chunked body")
+                    return None
+                if (size := int(size_text, 16)) == 0:
+                    break
                 total += size
                 if total > MAX_BODY_BYTES:
                     self._refuse(413, "Request body too large")
@@ -337,15 +347,26 @@ class _Handler(BaseHTTPRequestHandler):
             assert fault is not None
             return [{"b64_json": _b64(fl.bomb_png(fault.width, fault.height))}]
         if name == "dead_url":
-            return [{"url": owner._image_host._file_url(uuid.uuid4().hex)}]
+            return [{"url": self._image_url(uuid.uuid4().hex)}]
         if name == "oversized":
             assert fault is not None
             header = fl.png_header(64, 64)
-            return [{"url": owner._image_host._publish(_File(header, fault.n_bytes))}]
+            return [
+                {"url": self._image_url(owner._image_host._publish(_File(header, fault.n_bytes)))}
+            ]
         data = fl.NOT_AN_IMAGE if name == "not_an_image" else owner._render(body)
         if owner.response_format == "b64_json":
             return [{"b64_json": _b64(data)}]
-        return [{"url": owner._image_host._publish(_File(data, len(data)))}]
+        return [{"url": self._image_url(owner._image_host._publish(_File(data, len(data))))}]
+
+    def _image_url(self, file_id: str) -> str:
+        """The image's URL on the CDN server, or on this one as the client reached it."""
+        owner = self.server.owner
+        base = owner._image_host.url
+        seen = self.headers.get("Host", "")
+        if owner._image_host is owner and owner.host in WILDCARD_HOSTS and _HOST_RE.match(seen):
+            base = f"http://{seen}"  # bound to every interface: 0.0.0.0 is no address to fetch
+        return f"{base}/files/{file_id}.png"
 
     def _answer_preemptive(self, fault: Fault) -> None:
         if fault.name in ("stall", "drop_connection"):
@@ -355,7 +376,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(fault.status_code, fault.raw, fault.content_type, {})
         if fault.name == "truncated_json":
             payload = {"created": int(time.time() * 1000),
-                       "data": [{"url": self.server.owner._file_url(uuid.uuid4().hex)}],
+                       "data": [{"url": self._image_url(uuid.uuid4().hex)}],
                        "meta": {"usage": {"credits_used": 0, "usd_spent": 0.0}}}  # fmt: skip
             whole = fl.dumps(payload)
             return self._send(200, whole[: len(whole) // 2], "application/json", {})
@@ -382,10 +403,15 @@ class OfflineServer:
 
     `start()` binds and serves in background threads; `close()` stops, wakes and joins them and
     closes every socket; as a context manager it does both. With `api_key` it requires
-    `Authorization: Bearer <api_key>`; `response_format` is "url" (images it serves itself, or
-    on `image_server`) or "b64_json". `seed` makes the images of a run repeatable (None: new
-    each server). `script(...)` queues faults for the next POSTs; `chaos` draws random ones.
-    Every request is recorded in `requests`; exceptions inside handlers land in `errors`.
+    `Authorization: Bearer <api_key>` (401 otherwise, never echoing what was sent); without,
+    it accepts anything. Bodies are checked against the bundled `openapi.json` (400 naming the
+    field); fields the schema does not name are ignored, as the schema allows.
+    `response_format` is "url" (images served at /files/<id>.png, here or on `image_server`;
+    the last MAX_STORED_IMAGES are kept) or "b64_json". `seed` makes the images of a run
+    repeatable (None: new each server); temperature 0 needs no seed. `script(...)` queues faults
+    for the next POSTs, one each, then `chaos` (if any) draws random ones; see `Fault` for
+    which answer before the key check and which are charged. Every request is recorded in
+    `requests`; exceptions inside handlers land in `errors` (and are logged).
     """
 
     def __init__(
@@ -408,7 +434,7 @@ class OfflineServer:
         if not image_scale > 0:
             raise ValueError(f"image_scale={image_scale!r} must be > 0")
         self.host, self._port = host, port
-        self.latency_s = float(latency_s)
+        self.latency_s = fl.non_negative("latency_s", latency_s)
         self._api_key = api_key
         self.usd_per_image, self.credits_per_image = usd_per_image, credits_per_image
         self.response_format = response_format
@@ -548,7 +574,7 @@ class OfflineServer:
 
     def set_latency(self, seconds: float) -> None:
         """Delay every later POST answer by `seconds`."""
-        self.latency_s = fl._non_negative("seconds", seconds)
+        self.latency_s = fl.non_negative("seconds", seconds)
 
     # -- used by the handler threads ----------------------------------------------------------
 
@@ -564,7 +590,7 @@ class OfflineServer:
     def _record(self, handler: _Handler, raw: bytes) -> RecordedRequest:
         try:
             parsed = parse_json(raw) if raw else None
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             parsed = None
         with self._lock:
             record = RecordedRequest(
@@ -635,16 +661,14 @@ class OfflineServer:
     def _image_host(self) -> OfflineServer:
         return self._image_server if self._image_server is not None else self
 
-    def _file_url(self, file_id: str) -> str:
-        return f"{self.url}/files/{file_id}.png"
-
     def _publish(self, file: _File) -> str:
+        """Store an image to serve; returns its id."""
         file_id = uuid.uuid4().hex
         with self._lock:
             self._files[file_id] = file
             while len(self._files) > MAX_STORED_IMAGES:
                 self._files.popitem(last=False)
-        return self._file_url(file_id)
+        return file_id
 
     def _file(self, file_id: str) -> _File | None:
         with self._lock:

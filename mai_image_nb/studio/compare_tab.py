@@ -19,7 +19,7 @@ from mai_image_nb.errors import CancelledError, MaiImageError, ValidationError
 from mai_image_nb.generation import Generation
 from mai_image_nb.params import ASPECT_RATIOS, validate_params
 
-from .grid import CellView, CompareForm, parse_temperatures
+from .grid import CellView, CompareForm, parse_temperatures, temperature_label
 from .jobs import JobRunner
 from .widgets import (
     Tone,
@@ -27,7 +27,9 @@ from .widgets import (
     error_text,
     field,
     muted,
+    on_click,
     one_line,
+    preview_jpeg,
     ratio_label,
     ratio_options,
     status_html,
@@ -121,10 +123,10 @@ class CompareTab(w.VBox):  # type: ignore[misc]
             self.repeats_box,
         ):
             control.observe(lambda _change: self.refresh_estimate(), names="value")
-        self.run_button.on_click(lambda _b: self.start_run())
-        self.cancel_button.on_click(lambda _b: self.cancel())
-        self.retry_button.on_click(lambda _b: self.start_retry())
-        self.save_grid_button.on_click(lambda _b: self.start_save())
+        on_click(self.run_button, self.start_run, self._show_error)
+        on_click(self.cancel_button, self.cancel, self._show_error)
+        on_click(self.retry_button, self.start_retry, self._show_error)
+        on_click(self.save_grid_button, self.start_save, self._show_error)
         self.refresh_estimate()
 
     # -- form and estimate -----------------------------------------------------------------
@@ -272,7 +274,8 @@ class CompareTab(w.VBox):  # type: ignore[misc]
         self._views = {view.key: view for view in self.cell_views}
         heads: list[w.Widget] = [muted("")]
         heads += [
-            muted(f"t {t:g}" + (f" #{k + 1}" if form.repeats > 1 else "")) for t, k in columns
+            muted(f"t {temperature_label(t)}" + (f" #{k + 1}" if form.repeats > 1 else ""))
+            for t, k in columns
         ]
         rows: list[w.Widget] = []
         for index, ratio in enumerate(form.aspect_ratios):
@@ -311,7 +314,7 @@ class CompareTab(w.VBox):  # type: ignore[misc]
                 return history.thumbnail(gen.id, THUMB_PX)
             except (KeyError, MaiImageError):
                 pass  # not stored (the history could not be written): make one from the image
-        return display.preview_bytes(gen.image, THUMB_PX)
+        return preview_jpeg(gen.image, THUMB_PX)
 
     def _finished(self, comparison: Comparison) -> None:
         self.comparison = comparison
@@ -335,6 +338,9 @@ class CompareTab(w.VBox):  # type: ignore[misc]
                 f"Done: {total} images · ${comparison.paid_usd:.4f} paid · "
                 f"{from_history} from the history",
             )
+
+    def _show_error(self, text: str) -> None:
+        self._show("error", text)
 
     def _on_error(self, text: str) -> None:
         self._show("error", text)

@@ -34,6 +34,10 @@ class Tile(w.VBox):  # type: ignore[misc]
         self.generation: Generation | None = None
         self.image_view = w.Image(format="jpeg")
         self.image_view.add_class("mai-thumb")
+        self.thumb_box = w.Box(
+            [self.image_view], layout=w.Layout(align_items="center", justify_content="center")
+        )
+        self.thumb_box.add_class("mai-thumb-box")
         self.caption = w.HTML()
         self.caption.add_class("mai-caption")
         self.view_button = w.Button(
@@ -46,7 +50,7 @@ class Tile(w.VBox):  # type: ignore[misc]
         )
         super().__init__(
             [
-                self.image_view,
+                self.thumb_box,
                 self.caption,
                 w.HBox([self.view_button, self.select_box], layout=w.Layout(grid_gap="6px")),
             ],

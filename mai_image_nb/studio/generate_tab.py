@@ -10,12 +10,13 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
 
-from mai_image_nb import display, pngmeta
+from mai_image_nb import pngmeta
 from mai_image_nb.client import Client
 from mai_image_nb.errors import MaiImageError, ValidationError
 from mai_image_nb.generation import Generation
@@ -34,6 +35,8 @@ from .widgets import (
     error_text,
     field,
     muted,
+    on_click,
+    preview_jpeg,
     ratio_options,
     ratio_size,
     status_html,
@@ -100,8 +103,9 @@ class GenerateTab(w.VBox):  # type: ignore[misc]
             options=ratio_options(),
             value="1:1",
             tooltips=[ratio_size(value) for _, value in ratio_options()],
-            style={"button_width": "62px"},
+            style={"button_width": "auto"},
         )
+        self.ratio_picker.add_class("mai-ratio")
         self.temperature_slider = w.FloatSlider(
             value=1.0,
             min=TEMPERATURE_MIN,
@@ -172,7 +176,7 @@ class GenerateTab(w.VBox):  # type: ignore[misc]
                 ),
                 self.status_line,
             ],
-            layout=w.Layout(flex="1 1 380px", max_width="460px", grid_gap="6px"),
+            layout=w.Layout(flex="1 1 380px", max_width="500px", grid_gap="6px"),
         )
         result = w.VBox(
             [
@@ -193,9 +197,13 @@ class GenerateTab(w.VBox):  # type: ignore[misc]
         self.prompt_box.observe(self._on_prompt, names="value")
         for box in (self.max_tokens_box, self.max_completion_tokens_box):
             box.observe(self._on_limit, names="value")
-        self.generate_button.on_click(lambda _b: self.start_generate(new_sample=False))
-        self.variation_button.on_click(lambda _b: self.start_generate(new_sample=True))
-        self.save_button.on_click(lambda _b: self.start_save())
+        on_click(
+            self.generate_button, partial(self.start_generate, new_sample=False), self._show_error
+        )
+        on_click(
+            self.variation_button, partial(self.start_generate, new_sample=True), self._show_error
+        )
+        on_click(self.save_button, self.start_save, self._show_error)
 
     # -- form ------------------------------------------------------------------------------
 
@@ -268,7 +276,7 @@ class GenerateTab(w.VBox):  # type: ignore[misc]
             params = self.read_form()
             if new_sample:
                 params = self._next_free_sample(params)
-        except ValidationError as exc:
+        except MaiImageError as exc:  # ValidationError, or a history that cannot be read
             self._show("error", error_text(exc))
             return False
         self._clicked_at = clicked
@@ -290,7 +298,7 @@ class GenerateTab(w.VBox):  # type: ignore[misc]
         started = time.perf_counter()
         gen = self.client.generate(**params.generate_kwargs())
         call_s = time.perf_counter() - started
-        return gen, display.preview_bytes(gen.image), call_s
+        return gen, preview_jpeg(gen.image), call_s
 
     def _present(self, made: tuple[Generation, bytes, float]) -> None:
         gen, preview, call_s = made

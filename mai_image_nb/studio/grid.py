@@ -17,10 +17,15 @@ from mai_image_nb.params import TEMPERATURE_MAX, TEMPERATURE_MIN
 
 from .widgets import one_line
 
-__all__ = ["CellView", "CompareForm", "parse_temperatures"]
+__all__ = ["CellView", "CompareForm", "parse_temperatures", "temperature_label"]
 
 CELL_ERROR_CHARS = 90
 _SPLIT = re.compile(r"[,;\s]+")
+
+
+def temperature_label(value: float) -> str:
+    """`0.2`, `1.0`, `0.35`: one decimal at least, two when needed."""
+    return f"{value:.1f}" if round(value, 1) == value else f"{value:.2f}"
 
 
 def parse_temperatures(text: str) -> tuple[float, ...]:
@@ -73,9 +78,11 @@ class CellView(w.VBox):  # type: ignore[misc]
 
     def __init__(self, ratio: str, temperature: float, repeat: int, *, repeats: int) -> None:
         self.key = (ratio, temperature, repeat)
-        self.state = "waiting"  # waiting, running, done, failed, cancelled
+        self.state = "waiting"  # waiting, done, failed, cancelled
         self.generation: Generation | None = None
-        self._place = f"{ratio} · t {temperature:g}" + (f" · #{repeat + 1}" if repeats > 1 else "")
+        self._place = f"{ratio} · t {temperature_label(temperature)}" + (
+            f" · #{repeat + 1}" if repeats > 1 else ""
+        )
         self.image_view = w.Image(format="jpeg", layout=w.Layout(display="none"))
         self.image_view.add_class("mai-thumb")
         self.caption = w.HTML()

@@ -10,6 +10,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from mai_image_nb.params import Params
 
 from .gallery import LargeView, SideBySide, Tile
 from .jobs import Coalescer, JobRunner
-from .widgets import ConfirmRow, Tone, muted, status_html
+from .widgets import ConfirmRow, Tone, muted, on_click, status_html
 
 __all__ = ["HistoryTab"]
 
@@ -139,19 +140,19 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
         self.jobs = JobRunner(name="history", on_busy=self._set_busy, on_error=self._show_error)
         self.idle: threading.Event = self.jobs.idle
         self.filter_box.observe(self._on_filter, names="value")
-        self.prev_button.on_click(lambda _b: self.show_page(self.page - 1))
-        self.next_button.on_click(lambda _b: self.show_page(self.page + 1))
+        on_click(self.prev_button, lambda: self.show_page(self.page - 1), self._show_error)
+        on_click(self.next_button, lambda: self.show_page(self.page + 1), self._show_error)
         for tile in self.tiles:
-            tile.view_button.on_click(lambda _b, t=tile: self._open_tile(t))
+            on_click(tile.view_button, partial(self._open_tile, tile), self._show_error)
             tile.select_box.observe(lambda c, t=tile: self._on_select(t, c), names="value")
-        self.use_button.on_click(lambda _b: self.use_opened())
-        self.close_detail_button.on_click(lambda _b: self.close_detail())
-        self.side_by_side_button.on_click(lambda _b: self.show_side_by_side())
-        self.clear_selection_button.on_click(lambda _b: self.clear_selection())
-        self.delete_button.on_click(lambda _b: self.ask_delete())
-        self.confirm_yes_button.on_click(lambda _b: self.confirm_delete())
-        self.confirm_no_button.on_click(lambda _b: self.cancel_delete())
-        self.export_button.on_click(lambda _b: self.start_export())
+        on_click(self.use_button, self.use_opened, self._show_error)
+        on_click(self.close_detail_button, self.close_detail, self._show_error)
+        on_click(self.side_by_side_button, self.show_side_by_side, self._show_error)
+        on_click(self.clear_selection_button, self.clear_selection, self._show_error)
+        on_click(self.delete_button, self.ask_delete, self._show_error)
+        on_click(self.confirm_yes_button, self.confirm_delete, self._show_error)
+        on_click(self.confirm_no_button, self.cancel_delete, self._show_error)
+        on_click(self.export_button, self.start_export, self._show_error)
         self.refresh()
 
     # -- pages -----------------------------------------------------------------------------

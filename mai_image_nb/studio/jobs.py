@@ -150,6 +150,10 @@ class JobRunner:
                 self._busy = False
             self.idle.set()
 
+    def in_worker(self) -> bool:
+        """True when called from this runner's current job thread."""
+        return self._thread is not None and threading.current_thread() is self._thread
+
     def request_cancel(self) -> None:
         """Ask the running job to stop (cells not yet sent end as cancelled)."""
         self.cancel.set()

@@ -71,7 +71,8 @@ class Studio(w.VBox):  # type: ignore[misc]
         self._unsubscribe: Callable[[], None] = _nothing
         self.client = client if client is not None else Client()
         self.header = Header(self.client)
-        self.generate = GenerateTab(self.client, on_settled=self.header.refresh)
+        self._redraw_after_generate = False
+        self.generate = GenerateTab(self.client, on_settled=self._generate_settled)
         self.compare = CompareTab(self.client, on_settled=self.header.refresh)
         self.history = HistoryTab(self.client, on_use=self.use_settings, page_size=page_size)
         self.tabs = w.Tab(children=[self.generate, self.compare, self.history], titles=TAB_TITLES)
@@ -86,8 +87,20 @@ class Studio(w.VBox):  # type: ignore[misc]
         if self._closed:
             return
         self.header.refresh()
+        if self.generate.jobs.in_worker():
+            # Our own Generate: draw the gallery once the preview is shown, not competing with it.
+            self._redraw_after_generate = True
+            return
         self.compare.refresh_estimate()
         self.history.refresh()
+
+    def _generate_settled(self) -> None:
+        """The Generate job ended (on its worker thread, after the listener above)."""
+        self.header.refresh()
+        if self._redraw_after_generate and not self._closed:
+            self._redraw_after_generate = False
+            self.compare.refresh_estimate()
+            self.history.refresh()
 
     def use_settings(self, params: Params) -> None:
         """Fill the Generate tab with `params` and switch to it."""

@@ -6,10 +6,12 @@ reaches an HTML widget. Only ipywidgets and the core's pure helpers are imported
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Literal
 
 import ipywidgets as w
+from PIL import Image
 
 from mai_image_nb import display
 from mai_image_nb.errors import MaiImageError, ValidationError
@@ -26,7 +28,9 @@ __all__ = [
     "error_text",
     "field",
     "muted",
+    "on_click",
     "one_line",
+    "preview_jpeg",
     "ratio_label",
     "ratio_options",
     "ratio_size",
@@ -34,6 +38,8 @@ __all__ = [
     "status_html",
     "walk",
 ]
+
+log = logging.getLogger(__name__)
 
 ERROR_MAX_CHARS = 300  # an error line stays one readable line, however long the message
 Tone = Literal["idle", "busy", "ok", "error", "warn"]
@@ -64,7 +70,8 @@ STYLESHEET = """<style>
   background: var(--jp-layout-color2, #f5f5f5); }
 .mai-studio .mai-stage img, .mai-studio .mai-thumb img, .mai-studio img.mai-thumb,
 .mai-studio img.mai-preview { max-width:100%; height:auto; border-radius:6px; }
-.mai-studio .mai-details { font-size:12px; line-height:1.5; }
+.mai-studio .mai-details, .mai-studio .mai-details .widget-html-content {
+  font-size:12px; line-height:1.5; }
 .mai-studio .mai-details b { font-weight:600; }
 .mai-studio .mai-code textarea { font-family: var(--jp-code-font-family, monospace);
   font-size:12px; }
@@ -73,7 +80,13 @@ STYLESHEET = """<style>
 .mai-studio .mai-card.mai-failed { border-color:#e8a5a0; background:#fff6f5; }
 .mai-studio .mai-card.mai-selected { border-color: var(--jp-brand-color1, #1976d2);
   box-shadow: 0 0 0 2px var(--jp-brand-color2, #90caf9); }
-.mai-studio .mai-caption { font-size:11px; line-height:1.35; overflow-wrap:anywhere; }
+.mai-studio .mai-caption, .mai-studio .mai-caption .widget-html-content {
+  font-size:11px; line-height:1.35; overflow-wrap:anywhere; }
+.mai-studio .mai-ratio .widget-toggle-button { padding:0 7px; min-width:52px; }
+.mai-studio .mai-card img.mai-thumb { max-height:220px; width:auto; }
+.mai-studio .mai-thumb-box { height:150px; width:100%; }
+.mai-studio .mai-thumb-box img { max-height:150px; max-width:100%; width:auto; }
+.mai-studio .mai-status .widget-html-content, .mai-studio .mai-status { line-height:1.4; }
 .mai-studio .mai-confirm { background:#fff4e5; border-radius:6px; padding:4px 8px; }
 </style>"""
 
@@ -129,6 +142,36 @@ def status_html(tone: Tone, text: str, *, escaped: bool = False) -> str:
         "idle": "",
     }[tone]
     return f'<div class="mai-status mai-status-{tone}">{icon}{body}</div>'
+
+
+def preview_jpeg(image: Image.Image, max_px: int = display.PREVIEW_MAX_PX) -> bytes:
+    """`display.preview_bytes`, made about 3x faster on big images by a box reduce first.
+
+    A whole-number reduce (1024 -> 512) is cheap and looks the same at preview size; LANCZOS
+    then only finishes the last, small step.
+    """
+    factor = max(image.size) // max_px
+    if factor >= 2:
+        if image.mode not in ("RGB", "RGBA", "L", "LA"):
+            image = image.convert("RGB")
+        image = image.reduce(factor)
+    return display.preview_bytes(image, max_px)
+
+
+def on_click(button: w.Button, action: Callable[[], object], report: Callable[[str], None]) -> None:
+    """Run `action()` on click; any exception becomes one line via `report`, never a traceback.
+
+    (ipywidgets would print a click handler's traceback into whichever cell ran last.)
+    """
+
+    def handler(_button: w.Button) -> None:
+        try:
+            action()
+        except Exception as exc:
+            log.debug("a click handler failed", exc_info=True)
+            report(error_text(exc))
+
+    button.on_click(handler)
 
 
 def muted(text: str) -> w.HTML:

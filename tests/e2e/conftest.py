@@ -7,6 +7,7 @@ See shared/design/TESTING.md for the facts these fixtures follow.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -72,7 +73,7 @@ def http_get(url: str, *, timeout_s: float = 5.0) -> tuple[int, bytes]:
     """(status, body) of a GET; a refused connection is status 0."""
     request = urllib.request.Request(url, headers={"Accept": "application/json, text/html"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as reply:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout_s) as reply:
             return reply.status, reply.read()
     except urllib.error.HTTPError as exc:
         with exc:
@@ -92,14 +93,10 @@ def stop_process_group(proc: subprocess.Popen[Any], grace_s: float = SERVER_STOP
     """SIGTERM `proc` (started with start_new_session), wait, then SIGKILL its whole group."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)  # stragglers of the group (and proc, if still up)
-    except (ProcessLookupError, PermissionError):
-        pass
     proc.wait(timeout=grace_s)
 
 
@@ -142,7 +139,7 @@ class JupyterServer:
             method=method,
             headers={"Authorization": f"token {self.token}"},
         )
-        with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=10) as reply:
             body = reply.read()
         return json.loads(body) if body else None
 
@@ -159,10 +156,8 @@ class JupyterServer:
     def shutdown_kernels(self) -> None:
         """Stop every kernel of this server through its REST API."""
         for kernel in self.api("api/kernels"):
-            try:
+            with contextlib.suppress(urllib.error.HTTPError):  # already gone
                 self.api(f"api/kernels/{kernel['id']}", method="DELETE")
-            except urllib.error.HTTPError:
-                pass  # already gone
 
 
 def _write_jupyter_config(config_dir: Path) -> None:
@@ -206,10 +201,8 @@ def jupyter_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jupyter
         yield server
     finally:
         if proc.poll() is None:
-            try:
+            with contextlib.suppress(OSError, urllib.error.URLError):
                 server.shutdown_kernels()
-            except (OSError, urllib.error.URLError):
-                pass
         stop_process_group(proc)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(log, ARTIFACTS / "jupyter-server.log")
@@ -245,10 +238,7 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     """A fresh browser context and page; a full-page screenshot lands in tests/artifacts/."""
     context = browser.new_context(viewport=VIEWPORT)
     context.set_default_timeout(30_000)
-    page = context.new_page()
-    page_errors: list[str] = []
-    page.on("pageerror", lambda exc: page_errors.append(str(exc)))
-    page.page_errors = page_errors  # Notebook 7 logs harmless ones: kept for messages, not failed
+    page = context.new_page()  # Notebook 7 logs harmless page errors: they do not fail a test
     try:
         yield page
     finally:

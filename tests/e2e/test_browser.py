@@ -30,7 +30,7 @@ MAX_BLOCK_DIFF = 10.0  # largest |difference| of one channel of one block mean (
 MIN_CONTROL_DIFF = 40.0  # another prompt's picture must differ at least this much somewhere
 CONTROL_PROMPT = "a white house in a grey city street"
 
-# JavaScript run in the page --------------------------------------------------------------------
+# JavaScript run in the page -----------------------------------------------------------------------
 
 # True once the visible tab of the Studio shows `count` loaded images (a blob: src is there even
 # before any bytes arrive, so "loaded" means complete with a natural width).
@@ -95,7 +95,11 @@ def expected_means(prompt: str, aspect_ratio: str, size: tuple[int, int]) -> lis
 
 
 def largest_diff(a: list[list[float]], b: list[list[float]]) -> float:
-    return max(abs(x - y) for block_a, block_b in zip(a, b, strict=True) for x, y in zip(block_a, block_b, strict=True))
+    return max(
+        abs(x - y)
+        for block_a, block_b in zip(a, b, strict=True)
+        for x, y in zip(block_a, block_b, strict=True)
+    )
 
 
 def assert_shows(shown: dict[str, Any], prompt: str, aspect_ratio: str) -> None:
@@ -106,14 +110,22 @@ def assert_shows(shown: dict[str, Any], prompt: str, aspect_ratio: str) -> None:
     assert max(size) <= 512, f"the widget holds a {size} image, not a ≤512 px preview"
     expected = expected_means(prompt, aspect_ratio, size)
     control = expected_means(CONTROL_PROMPT, aspect_ratio, size)
-    diff, control_diff = largest_diff(shown["means"], expected), largest_diff(shown["means"], control)
+    diff, control_diff = (
+        largest_diff(shown["means"], expected),
+        largest_diff(shown["means"], control),
+    )
+    if diff > MAX_BLOCK_DIFF:  # keep the expected picture beside the screenshots
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        render_image(prompt, aspect_ratio, 0.0, variation=0).resize(size).save(
+            ARTIFACTS / f"expected-{aspect_ratio.replace(':', 'x')}-{'-'.join(prompt.split())}.png"
+        )
     assert diff <= MAX_BLOCK_DIFF, f"the preview differs from the expected picture by {diff:.1f}"
     assert control_diff >= MIN_CONTROL_DIFF, (
         f"the check cannot tell prompts apart (control differs by only {control_diff:.1f})"
     )
 
 
-# Driving the pages ----------------------------------------------------------------------------------
+# Driving the pages --------------------------------------------------------------------------------
 
 
 def run_all_cells(page: Any) -> None:
@@ -138,9 +150,7 @@ def generate_at_zero(page: Any, studio: Any, prompt: str) -> dict[str, Any]:
     readout = studio.locator(".widget-slider .widget-readout:visible").first
     readout.fill("0")
     readout.press("Enter")
-    page.wait_for_function(
-        "(el) => parseFloat(el.textContent) === 0", arg=readout.element_handle()
-    )
+    page.wait_for_function("(el) => parseFloat(el.textContent) === 0", arg=readout.element_handle())
     studio.get_by_role("button", name="Generate", exact=True).click()
     page.wait_for_function(LOADED_IMAGES_JS, arg=[1], timeout=IMAGE_TIMEOUT_MS)
     preview = studio.locator("img:visible").first
@@ -160,7 +170,7 @@ def server(jupyter_server: JupyterServer) -> Iterator[JupyterServer]:
     jupyter_server.shutdown_kernels()
 
 
-# The tests ------------------------------------------------------------------------------------------
+# The tests ----------------------------------------------------------------------------------------
 
 
 def test_jupyterlab_generate_shows_the_simulators_image(

@@ -120,7 +120,7 @@ def test_night_is_dark_with_stars_and_a_moon() -> None:
     day, night = draw("a field"), draw("a field at night")
     assert sum(mean(night)) < sum(mean(day)) / 2
     sky = night.crop((0, 0, night.width, night.height // 3)).convert("L")
-    assert sky.getextrema()[1] > 200  # stars and the moon shine in a dark sky
+    assert ImageStat.Stat(sky).extrema[0][1] > 200  # stars and the moon shine in a dark sky
     assert ImageStat.Stat(sky).median[0] < 70
 
 
@@ -161,7 +161,9 @@ def test_read_prompt() -> None:
     scene = read_prompt("A Red lighthouse at SUNSET by the sea, and a black cat, and a boat")
     assert scene.sky == "sunset" and scene.lands == {"sea"}
     assert scene.subjects == ("lighthouse", "cat")  # at most two
-    assert scene.subject_colour == render.COLOURS["red"]
+    assert scene.subject_colours == (render.COLOURS["red"], render.COLOURS["black"])
+    assert read_prompt("a lighthouse, red").subject_colours == (render.COLOURS["red"],)
+    assert read_prompt("a cat and a blue house").subject_colours == (None, render.COLOURS["blue"])
     plain = read_prompt("something abstract")
     assert (plain.sky, plain.lands, plain.subjects, plain.tint) == ("day", frozenset(), (), None)
 

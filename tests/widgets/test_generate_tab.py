@@ -16,6 +16,13 @@ from mai_image_nb.studio import Studio
 from .helpers import jpeg_size, one_line, wait_idle, wait_until
 
 
+def _shown(studio: Studio) -> mai.Generation:
+    """The generation the Generate tab shows (read afresh each time)."""
+    gen = studio.generate.generation
+    assert gen is not None
+    return gen
+
+
 def test_generate_shows_a_preview_and_the_history_grows(
     studio: Studio, client: mai.Client, server: OfflineServer
 ) -> None:
@@ -61,7 +68,7 @@ def test_preview_of_a_full_size_image_is_a_small_jpeg(
 def test_ratio_picker_offers_all_seven_ratios_with_their_shape(studio: Studio) -> None:
     picker = studio.generate.ratio_picker
     assert [value for _label, value in picker.options] == list(ASPECT_RATIOS)
-    labels = dict((value, label) for label, value in picker.options)
+    labels = {value: label for label, value in picker.options}
     assert labels["16:9"] != "16:9" and labels["16:9"].startswith("16:9")
     slider = studio.generate.temperature_slider
     assert (slider.min, slider.max, slider.step) == (0.0, 2.0, 0.05)
@@ -135,7 +142,7 @@ def test_copy_as_code_is_the_exact_call(studio: Studio, client: mai.Client) -> N
     call = ast.parse(code, mode="eval").body
     assert isinstance(call, ast.Call)
     args = [ast.literal_eval(a) for a in call.args]
-    kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+    kwargs = {str(k.arg): ast.literal_eval(k.value) for k in call.keywords}
     assert args == [prompt]
     assert kwargs == {"aspect_ratio": "3:4", "temperature": 0.35, "max_completion_tokens": 100}
     # running it gives the same image, from the history
@@ -190,11 +197,11 @@ def test_new_variation_asks_for_the_next_sample(
     first = tab.generation
     tab.generate_button.click()  # same settings: the stored image, no request
     wait_idle(studio)
-    assert server.post_count == 1 and tab.generation is not None and tab.generation.cached
+    assert server.post_count == 1 and _shown(studio).cached
     assert "no charge" in tab.status_line.value
     tab.variation_button.click()
     wait_idle(studio)
     assert server.post_count == 2
-    assert tab.generation is not None and tab.generation.sample == 1
-    assert first is not None and tab.generation.id != first.id
+    assert _shown(studio).sample == 1
+    assert first is not None and _shown(studio).id != first.id
     assert "sample=1" in tab.copy_code.value

@@ -15,8 +15,8 @@ from mai_image_nb.offline import Fault, OfflineServer
 from mai_image_nb.studio import Studio
 from mai_image_nb.studio.jobs import JobRunner
 from mai_image_nb.studio.widgets import walk
-
 from tests.conftest import CANARY_KEY
+
 from .helpers import jpeg_size, one_line, wait_idle, wait_until
 
 HOSTILE = "<img src=x onerror=alert(1)><script>alert(2)</script>"
@@ -25,10 +25,15 @@ HOSTILE = "<img src=x onerror=alert(1)><script>alert(2)</script>"
 def _html_values(studio: Studio) -> list[str]:
     """Every text that is rendered as HTML (or shown as a label) anywhere in the panel."""
     return [
-        widget.value
-        for widget in walk(studio)
-        if isinstance(widget, (w.HTML, w.HTMLMath, w.Label))
+        widget.value for widget in walk(studio) if isinstance(widget, (w.HTML, w.HTMLMath, w.Label))
     ]
+
+
+def _state_bytes(value: object) -> bytes:
+    """A widget state value as the bytes a notebook would store (binary buffers as they are)."""
+    if isinstance(value, (bytes, memoryview)):
+        return bytes(value)
+    return json.dumps(value).encode()
 
 
 def _assert_escaped(studio: Studio) -> None:
@@ -131,7 +136,8 @@ def test_two_studios_on_one_client_stay_consistent(
     first.generate.generate_button.click()
     wait_idle(first)
     wait_idle(second)  # no refresh pressed: the client told both
-    assert [g.id for g in second.history.visible()] == [first.generate.generation.id]  # type: ignore[union-attr]
+    made = first.generate.generation
+    assert made is not None and [g.id for g in second.history.visible()] == [made.id]
     assert "$0.0627" in second.header.value
     # and the other way round, from a grid
     second.compare.prompt_box.value = "a fox"
@@ -168,8 +174,7 @@ def test_the_key_is_in_no_widget(client: mai.Client, make_studio, server: Offlin
     key = CANARY_KEY.encode()
     for widget in [*walk(studio), *new]:
         for name, value in widget.get_state().items():
-            raw = value if isinstance(value, bytes) else json.dumps(value, default=str).encode()
-            assert key not in raw, f"{type(widget).__name__}.{name}"
+            assert key not in _state_bytes(value), f"{type(widget).__name__}.{name}"
     assert CANARY_KEY not in repr(studio)
 
 
@@ -226,9 +231,7 @@ def test_job_runner_never_stays_busy() -> None:
     assert not runner.start(lambda cancel: None, lambda _r: None)
 
 
-def test_saved_widget_state_stays_small(
-    client: mai.Client, make_studio, tmp_path: Path
-) -> None:
+def test_saved_widget_state_stays_small(client: mai.Client, make_studio, tmp_path: Path) -> None:
     """Ten images through the panel: the state a notebook would save stays far below 1 MB."""
     with (
         OfflineServer(seed=3) as full_size,
@@ -248,6 +251,6 @@ def test_saved_widget_state_stays_small(
         total = 0
         for widget in walk(studio):
             for value in widget.get_state().values():
-                total += len(value) if isinstance(value, bytes) else len(json.dumps(value))
+                total += len(_state_bytes(value))
         assert total < 600_000, total
         studio.close()
