@@ -254,3 +254,26 @@ def test_saved_widget_state_stays_small(client: mai.Client, make_studio, tmp_pat
                 total += len(_state_bytes(value))
         assert total < 600_000, total
         studio.close()
+
+
+def test_a_broken_history_gives_error_lines_not_tracebacks(
+    studio: Studio, client: mai.Client
+) -> None:
+    client.generate("a cat")
+    wait_idle(studio)
+    assert client.history is not None
+    client.history.close()  # e.g. the folder went away under a running kernel
+    hist = studio.history
+    hist.export_button.click()  # the click handler itself fails: caught, one line
+    assert "mai-status-error" in hist.status_line.value and one_line(hist.status_line.value)
+    hist.tiles[0].view_button.click()
+    assert "closed" in hist.status_line.value
+    studio.generate.prompt_box.value = "a dog"
+    studio.generate.variation_button.disabled = False
+    studio.generate.variation_button.click()
+    assert "closed" in studio.generate.status_line.value
+    studio.generate.generate_button.click()
+    wait_idle(studio)
+    assert "closed" in studio.generate.status_line.value and not studio.busy
+    studio.compare.prompt_box.value = "a bird"
+    assert "closed" in studio.compare.estimate_line.value
