@@ -36,11 +36,21 @@ def record_of(gen: Generation, file: str | None) -> dict[str, Any]:
     return record
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(value: object) -> object:
+    """A prompt like `=HYPERLINK(...)` stays text when index.csv is opened in a spreadsheet."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def _csv(records: list[dict[str, Any]]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=RECORD_FIELDS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(records)
+    writer.writerows({k: _inert(v) for k, v in record.items()} for record in records)
     return out.getvalue()
 
 

@@ -691,3 +691,14 @@ def test_lookup_and_search_stay_fast_at_10000(tmp_path: Path) -> None:
         assert h.count("lighthouse") == 10_000
         assert time.perf_counter() - started < 0.5
         assert len(page) == 24
+
+
+def test_export_csv_keeps_formulas_inert(history: History, tmp_path: Path) -> None:
+    add(history, "f", '=HYPERLINK("http://x.invalid","click")')
+    add(history, "g", "+1 plain sum")
+    out = history.export(tmp_path / "out")
+    with (out / "index.csv").open(encoding="utf-8", newline="") as file:
+        prompts = {r["id"]: r["prompt"] for r in csv.DictReader(file)}
+    assert prompts == {"f": "'=HYPERLINK(\"http://x.invalid\",\"click\")", "g": "'+1 plain sum"}
+    records = json.loads((out / "index.json").read_text(encoding="utf-8"))
+    assert {r["id"]: r["prompt"] for r in records}["g"] == "+1 plain sum"  # JSON stays exact
