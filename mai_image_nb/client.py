@@ -64,8 +64,13 @@ class _Secret:
 
 def _normalise_base_url(base_url: str) -> str:
     parts = urlsplit(base_url.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValidationError("base_url", base_url, "an http:// or https:// URL")
+    if parts.username is not None or parts.password is not None:
+        # It would land in reprs, logs and the history; the key belongs in api_key.
+        raise ValidationError(
+            "base_url", "<a URL with credentials>", "a URL without user:password@ (use api_key)"
+        )
     path = parts.path.rstrip("/")
     if path.endswith("/v1"):
         path = path[: -len("/v1")]

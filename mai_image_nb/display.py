@@ -56,8 +56,8 @@ def figure_html(data: bytes, mime: str, caption_html: str, width: int) -> str:
 
 def preview_bytes(image: Image.Image, max_px: int = PREVIEW_MAX_PX) -> bytes:
     """A JPEG no larger than `max_px` on its long side: small enough to keep in a notebook."""
-    preview = image.convert("RGB")
-    preview.thumbnail((max_px, max_px), Image.Resampling.LANCZOS)
+    preview = image.convert("RGB")  # a copy: thumbnail() works in place
+    preview.thumbnail((max_px, max_px), Image.Resampling.LANCZOS, reducing_gap=2.0)
     buffer = io.BytesIO()
     preview.save(buffer, format="JPEG", quality=PREVIEW_QUALITY, optimize=True)
     return buffer.getvalue()

@@ -120,6 +120,10 @@ def validate_params(
             prompt,
             f"a string of 1 to {PROMPT_MAX_CHARS} characters (got {len(prompt)})",
         )
+    try:
+        prompt.encode("utf-8")  # a lone surrogate (e.g. "\ud800") cannot be sent or stored
+    except UnicodeEncodeError:
+        raise ValidationError("prompt", prompt, "Unicode text without lone surrogates") from None
     if not isinstance(aspect_ratio, str) or aspect_ratio not in ASPECT_RATIOS:
         raise ValidationError(
             "aspect_ratio", aspect_ratio, "one of " + ", ".join(repr(r) for r in ASPECT_RATIOS)

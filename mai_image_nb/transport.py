@@ -102,7 +102,23 @@ class SessionPool:
             self._closed = True
             sessions, self._all = self._all, []
         for session in sessions:
-            session.close()
+            _close_session(session)
+
+
+def _close_session(session: requests.Session) -> None:
+    """Close `session` and every pooled connection now, not when the garbage collector runs.
+
+    urllib3 2 only forgets its pools on `Session.close()` and closes their sockets when a pool
+    is collected; a timed-out attempt's traceback (a reference cycle) can keep one alive.
+    """
+    for adapter in session.adapters.values():
+        pools = getattr(getattr(adapter, "poolmanager", None), "pools", None)
+        if pools is not None:
+            for key in pools.keys():  # noqa: SIM118 - urllib3's container only has keys()
+                pool = pools.get(key)
+                if pool is not None:
+                    pool.close()
+    session.close()
 
 
 @dataclass(frozen=True)

@@ -282,7 +282,7 @@ class GenerateTab(w.VBox):  # type: ignore[misc]
         self._clicked_at = clicked
         self._show("busy", "Generating…")
         return self.jobs.start(
-            lambda _cancel: self._make(params),
+            lambda cancel: self._make(params, cancel),
             self._present,
             on_tick=lambda s: self._show("busy", f"Generating… {s:.1f} s"),
         )
@@ -294,9 +294,10 @@ class GenerateTab(w.VBox):  # type: ignore[misc]
                 return candidate
         raise ValidationError("sample", params.sample, "an index with no stored image")
 
-    def _make(self, params: Params) -> tuple[Generation, bytes, float]:
+    def _make(self, params: Params, cancel: threading.Event) -> tuple[Generation, bytes, float]:
         started = time.perf_counter()
-        gen = self.client.generate(**params.generate_kwargs())
+        # The form is validated already; `cancel` (set by close()) also ends a back-off wait.
+        gen = self.client._generate(params, cache=True, cancel=cancel)
         call_s = time.perf_counter() - started
         return gen, preview_jpeg(gen.image), call_s
 

@@ -39,8 +39,10 @@ DEFAULT_EXPORT_FOLDER = "mai_export"
 
 
 class HistoryTab(w.VBox):  # type: ignore[misc]
-    """Gallery, filter, pages; the large view with "Use these settings"; side by side;
-    Export; Delete (asks first). Refreshes itself when new images arrive."""
+    """Gallery, filter and pages; the large view; side by side; Export; Delete (asks first).
+
+    The gallery redraws itself when new images arrive (the Studio tells it), no reopening.
+    """
 
     def __init__(
         self,

@@ -107,12 +107,14 @@ def test_env_key_and_base_url(monkeypatch: pytest.MonkeyPatch, server: OfflineSe
         pytest.param({"budget_usd": -1}, "budget_usd", id="budget"),
         pytest.param({"model": "x"}, "model", id="model"),
         pytest.param({"base_url": "ftp://x"}, "base_url", id="url"),
+        pytest.param({"base_url": "https://u:sk-secret@h.example"}, "base_url", id="userinfo"),
     ],
 )
 def test_bad_settings(kwargs: dict[str, object], field: str) -> None:
     with pytest.raises(mai.ValidationError) as info:
         mai.Client(offline=True, history=False, **kwargs)  # type: ignore[arg-type]
     assert info.value.field == field
+    assert "sk-secret" not in str(info.value)
 
 
 # -- budget ----------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 import re
 import selectors
 import signal
@@ -588,6 +589,69 @@ def test_chaos_rate_limit_headers(sim_factory: SimFactory, http: requests.Sessio
     answer = post(http, srv)
     assert answer.status_code == 429
     assert (answer.headers["Retry-After"], answer.headers["retry-after-ms"]) == ("2", "1500")
+
+
+# -- rate-limit windows -----------------------------------------------------------------------
+
+
+def test_rate_limit_window_answers_429_with_the_time_left(
+    sim: OfflineServer, http: requests.Session
+) -> None:
+    url = post(http, sim).json()["data"][0]["url"]
+    before = time.monotonic()
+    sim.rate_limit(5.0)
+    answers = [post(http, sim, {"not": "even valid"}) for _ in range(2)]
+    elapsed_ms = (time.monotonic() - before) * 1000
+    waits = []
+    for answer in answers:
+        assert_provider_error(answer, 429, "err_rate_limit")
+        wait_ms = int(answer.headers["retry-after-ms"])
+        assert 5000 - elapsed_ms <= wait_ms <= 5000
+        assert answer.headers["Retry-After"] == str(math.ceil(wait_ms / 1000))
+        waits.append(wait_ms)
+    assert waits[1] <= waits[0]  # the time left shrinks
+    assert http.get(url, timeout=DEADLINE_S).status_code == 200  # images are still served
+    assert sim.post_count == 3
+    assert sim.reported_usd == pytest.approx(0.0627)  # the 429s charged nothing
+
+
+def test_rate_limit_with_a_fixed_wait_lets_scripted_faults_go_first(
+    sim: OfflineServer, http: requests.Session
+) -> None:
+    sim.rate_limit(5.0, retry_after_s=1.5)
+    sim.script(Fault.status(503), Fault.empty_data())
+    answers = [post(http, sim) for _ in range(3)]
+    assert [a.status_code for a in answers] == [503, 200, 429]
+    assert answers[1].json()["data"] == []
+    assert (answers[2].headers["Retry-After"], answers[2].headers["retry-after-ms"]) == (
+        "2",
+        "1500",
+    )
+    sim.rate_limit(0)  # ends the window
+    assert post(http, sim).status_code == 200
+
+
+def test_rate_limit_ends_with_its_window(sim: OfflineServer, http: requests.Session) -> None:
+    window_s = 0.3
+    before = time.monotonic()
+    sim.rate_limit(window_s)
+    limited = [post(http, sim)]
+    while limited[-1].status_code == 429:
+        assert time.monotonic() - before < DEADLINE_S, "the window never ended"
+        threading.Event().wait(0.02)
+        limited.append(post(http, sim))
+    answer = limited.pop()
+    assert answer.status_code == 200, answer.text
+    assert time.monotonic() - before >= window_s  # not before the window ends
+    assert limited, "the first POST, sent at once, should have met the window"
+    assert all(int(a.headers["retry-after-ms"]) <= window_s * 1000 for a in limited)
+    assert {a.headers["Retry-After"] for a in limited} == {"1"}
+
+
+def test_rate_limit_rejects_nonsense(sim: OfflineServer) -> None:
+    for seconds, retry_after_s in ((-1.0, None), (math.inf, None), (1.0, -0.5), (math.nan, 1.0)):
+        with pytest.raises(ValueError, match="must be a finite number"):
+            sim.rate_limit(seconds, retry_after_s=retry_after_s)
 
 
 # -- connections and shutdown -----------------------------------------------------------------

@@ -44,6 +44,17 @@ LOADED_IMAGES_JS = """
 }
 """
 
+# The page's kernel is started, connected and idle. The execution indicator alone is not enough:
+# it reads "idle" for a moment before the kernel exists, while the toolbar says "No Kernel".
+KERNEL_READY_JS = """
+() => {
+  const status = document.querySelector('.jp-Notebook-ExecutionIndicator');
+  const name = document.querySelector('.jp-Toolbar-kernelName');
+  return !!status && status.getAttribute('data-status') === 'idle' && !!name
+    && name.textContent.trim() !== '' && !/no kernel/i.test(name.textContent);
+}
+"""
+
 # The image's pixels as BLOCKS×BLOCKS mean colours, read back through a canvas.
 BLOCK_MEANS_JS = """
 (img, n) => {
@@ -129,12 +140,19 @@ def assert_shows(shown: dict[str, Any], prompt: str, aspect_ratio: str) -> None:
 
 
 def run_all_cells(page: Any) -> None:
-    """Lab and Notebook 7: wait for the idle kernel, then Run ▸ Run All Cells (no shortcuts)."""
-    page.wait_for_selector(
-        '.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=LOAD_TIMEOUT_MS
-    )
+    """Lab and Notebook 7: wait for a connected, idle kernel, then Run ▸ Run All Cells.
+
+    The menu, not a keyboard shortcut (shortcuts right after load are lost now and then).
+    """
+    page.wait_for_function(KERNEL_READY_JS, timeout=LOAD_TIMEOUT_MS)
     page.locator(".lm-MenuBar-item", has_text="Run").click()
     page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()
+    first_prompt = page.locator(".jp-CodeCell .jp-InputArea-prompt").first
+    page.wait_for_function(
+        "(el) => /\\[\\d+\\]/.test(el.textContent)",
+        arg=first_prompt.element_handle(),
+        timeout=LOAD_TIMEOUT_MS,
+    )
 
 
 def studio_of(page: Any) -> Any:
