@@ -14,7 +14,7 @@ from PIL import Image
 
 import mai_image_nb as mai
 from bench.harness import Row
-from mai_image_nb.offline import Fault, OfflineServer
+from mai_image_nb.offline import OfflineServer
 from mai_image_nb.params import request_body, validate_params
 
 LATENCY_S = 1.0

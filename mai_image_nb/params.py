@@ -124,6 +124,13 @@ def validate_params(
         prompt.encode("utf-8")  # a lone surrogate (e.g. "\ud800") cannot be sent or stored
     except UnicodeEncodeError:
         raise ValidationError("prompt", prompt, "Unicode text without lone surrogates") from None
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError:
+        # Lone surrogates (from broken copy-paste) cannot travel as JSON text.
+        raise ValidationError(
+            "prompt", prompt, "valid Unicode text (it holds a lone surrogate)"
+        ) from None
     if not isinstance(aspect_ratio, str) or aspect_ratio not in ASPECT_RATIOS:
         raise ValidationError(
             "aspect_ratio", aspect_ratio, "one of " + ", ".join(repr(r) for r in ASPECT_RATIOS)

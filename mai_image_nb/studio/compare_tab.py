@@ -29,7 +29,6 @@ from .widgets import (
     muted,
     on_click,
     one_line,
-    preview_jpeg,
     ratio_label,
     ratio_options,
     status_html,
@@ -314,7 +313,7 @@ class CompareTab(w.VBox):  # type: ignore[misc]
                 return history.thumbnail(gen.id, THUMB_PX)
             except (KeyError, MaiImageError):
                 pass  # not stored (the history could not be written): make one from the image
-        return preview_jpeg(gen.image, THUMB_PX)
+        return display.preview_bytes(gen.image, THUMB_PX)
 
     def _finished(self, comparison: Comparison) -> None:
         self.comparison = comparison

@@ -16,7 +16,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from mai_image_nb import pngmeta
+from mai_image_nb import display, pngmeta
 from mai_image_nb.client import Client
 from mai_image_nb.errors import MaiImageError, ValidationError
 from mai_image_nb.generation import Generation
@@ -36,7 +36,6 @@ from .widgets import (
     field,
     muted,
     on_click,
-    preview_jpeg,
     ratio_options,
     ratio_size,
     status_html,
@@ -299,7 +298,7 @@ class GenerateTab(w.VBox):  # type: ignore[misc]
         # The form is validated already; `cancel` (set by close()) also ends a back-off wait.
         gen = self.client._generate(params, cache=True, cancel=cancel)
         call_s = time.perf_counter() - started
-        return gen, preview_jpeg(gen.image), call_s
+        return gen, display.preview_bytes(gen.image), call_s
 
     def _present(self, made: tuple[Generation, bytes, float]) -> None:
         gen, preview, call_s = made

@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Literal
 
 import ipywidgets as w
-from PIL import Image
 
 from mai_image_nb import display
 from mai_image_nb.errors import MaiImageError, ValidationError
@@ -30,7 +29,6 @@ __all__ = [
     "muted",
     "on_click",
     "one_line",
-    "preview_jpeg",
     "ratio_label",
     "ratio_options",
     "ratio_size",
@@ -142,20 +140,6 @@ def status_html(tone: Tone, text: str, *, escaped: bool = False) -> str:
         "idle": "",
     }[tone]
     return f'<div class="mai-status mai-status-{tone}">{icon}{body}</div>'
-
-
-def preview_jpeg(image: Image.Image, max_px: int = display.PREVIEW_MAX_PX) -> bytes:
-    """`display.preview_bytes`, made about 3x faster on big images by a box reduce first.
-
-    A whole-number reduce (1024 -> 512) is cheap and looks the same at preview size; LANCZOS
-    then only finishes the last, small step.
-    """
-    factor = max(image.size) // max_px
-    if factor >= 2:
-        if image.mode not in ("RGB", "RGBA", "L", "LA"):
-            image = image.convert("RGB")
-        image = image.reduce(factor)
-    return display.preview_bytes(image, max_px)
 
 
 def on_click(button: w.Button, action: Callable[[], object], report: Callable[[str], None]) -> None:

@@ -42,6 +42,7 @@ def test_allowed_values_match_the_schema() -> None:
         pytest.param({"prompt": "x" * 4001}, "prompt", "1 to 4000", id="long-prompt"),
         pytest.param({"prompt": None}, "prompt", "string", id="none-prompt"),
         pytest.param({"prompt": b"bytes"}, "prompt", "string", id="bytes-prompt"),
+        pytest.param({"prompt": "a \ud800 b"}, "prompt", "surrogate", id="lone-surrogate"),
         pytest.param({"aspect_ratio": "5:4"}, "aspect_ratio", "'16:9'", id="ratio"),
         pytest.param({"aspect_ratio": "16/9"}, "aspect_ratio", "'16:9'", id="ratio-slash"),
         pytest.param({"temperature": -0.01}, "temperature", "0 to 2", id="temp-low"),

@@ -1,0 +1,85 @@
+"""Hostile images and answers: each is a typed error, quickly, with bounded memory.
+
+Both ways in: as the service's answer to a client (simulator faults; the client runs in a
+probe process so its memory is measured alone) and as a file given to `read_params`.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mai_image_nb.errors import ValidationError
+from mai_image_nb.offline import OfflineServer
+from mai_image_nb.pngmeta import read_params
+
+from .hostile import MIB, client_cases, read_params_cases
+
+REPO = Path(__file__).resolve().parents[2]
+QUICK_S = 3.0  # a hostile input is refused well within this (the 60 MiB answer takes ~1 s)
+PROBE_DEADLINE_S = 120.0
+CLIENT_PEAK_BYTES = 16 * MIB  # what refusing a hostile answer may allocate...
+# ...except a 60 MiB image sent as base64: the 80 MiB JSON body is read whole, parsed and
+# decoded before the size cap applies, so its peak is a few times the body (see the figures).
+BIG_B64_PEAK_FACTOR = 5
+READ_PARAMS_PEAK_BYTES = 4 * MIB
+
+
+def run_probe(url: str, calls: int) -> list[dict[str, Any]]:
+    run = subprocess.run(
+        [sys.executable, "-m", "tests.reliability.hostile", url, str(calls)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=PROBE_DEADLINE_S,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    results: list[dict[str, Any]] = json.loads(run.stdout)
+    return results
+
+
+def test_hostile_answers_end_in_typed_errors_quickly(tmp_path: Path) -> None:
+    cases = client_cases()
+    with OfflineServer(image_scale=1 / 16, response_format="b64_json") as server:
+        server.script(*(case.fault for case in cases))
+        results = run_probe(server.url, len(cases) + 1)  # the last call meets no fault
+        assert not server.errors, server.errors
+    *hostile, normal = results
+    assert normal["outcome"] == "Generation", normal
+    for case, result in zip(cases, hostile, strict=True):
+        assert result["outcome"] == case.expect, (case.name, result)
+        assert result["seconds"] < QUICK_S, (case.name, result)
+        limit = CLIENT_PEAK_BYTES
+        if case.fault.name == "body" and len(case.fault.raw) > 50 * MIB:
+            limit = BIG_B64_PEAK_FACTOR * len(case.fault.raw)
+        assert result["traced_peak_bytes"] < limit, (case.name, result)
+
+
+@pytest.mark.parametrize("name", list(read_params_cases.__annotations__ and [
+    "png-20000x20000", "png-10000x10000", "file-60MiB", "png-text-bombs", "eps", "eps-binary",
+    "tiff",
+]))  # fmt: skip
+def test_hostile_files_given_to_read_params_are_validation_errors(
+    name: str, tmp_path: Path
+) -> None:
+    source = read_params_cases(tmp_path)[name]
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        with pytest.raises(ValidationError) as info:
+            read_params(source)
+        seconds = time.perf_counter() - started
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert seconds < QUICK_S
+    assert peak < READ_PARAMS_PEAK_BYTES, peak
+    assert "\n" not in str(info.value)
