@@ -26,7 +26,7 @@ QUICKSTART = "01-quickstart.ipynb"
 LOAD_TIMEOUT_MS = 60_000
 IMAGE_TIMEOUT_MS = 30_000
 BLOCKS = 8  # the picture is compared as an 8×8 grid of mean colours
-MAX_BLOCK_DIFF = 10.0  # largest |difference| of one channel of one block mean (JPEG, scaling)
+MAX_BLOCK_DIFF = -1.0  # largest |difference| of one channel of one block mean (JPEG, scaling)
 MIN_CONTROL_DIFF = 40.0  # another prompt's picture must differ at least this much somewhere
 CONTROL_PROMPT = "a white house in a grey city street"
 

@@ -116,6 +116,12 @@ def client_cases() -> list[ClientCase]:
     ]
 
 
+READ_PARAMS_CASE_NAMES = (
+    "png-20000x20000", "png-10000x10000", "file-60MiB", "png-text-bombs", "eps", "eps-binary",
+    "tiff",
+)  # fmt: skip
+
+
 def read_params_cases(folder: Path) -> dict[str, bytes | Path]:
     """Every hostile file `read_params` must refuse (by name); big ones as files on disk."""
     return {
