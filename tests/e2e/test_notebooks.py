@@ -27,8 +27,8 @@ from nbconvert import HTMLExporter
 from PIL import Image
 
 from mai_image_nb.offline import OfflineServer
-
-from .conftest import NOTEBOOKS, kernel_env
+from tests.conftest import CANARY_KEY  # the suite's one canary: it must show up nowhere
+from tests.e2e.conftest import NOTEBOOKS, kernel_env
 
 pytestmark = pytest.mark.e2e
 
@@ -53,7 +53,6 @@ WRITES_MY_IMAGES = {
     "02-compare-parameters.ipynb",
     "03-history-and-reuse.ipynb",
 }
-CANARY_KEY = "sk-canary-7f3a9c1e5b2d4e6f8a0b"  # must never show up in anything a run leaves
 IMG_PNG = re.compile(r'<img\b[^>]*?\bsrc="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 
 

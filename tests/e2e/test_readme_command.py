@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import ARTIFACTS, REPO, free_port, http_get, log_tail
+from tests.e2e.conftest import ARTIFACTS, REPO, free_port, http_get, log_tail
 
 pytestmark = pytest.mark.e2e
 
@@ -141,7 +141,7 @@ def test_readme_first_command_serves_the_quickstart(tmp_path: Path) -> None:
         assert b"JupyterLab" in page
         assert http_get(f"{base}/api/contents/{served}")[0] == 403, "served without the token"
         # The page the command would have opened in a browser is the quickstart in Lab.
-        opener = next(runtime.glob("jpserver-*-open.html")).read_text(errors="replace")
+        opener = next(runtime.glob("jpserver-file-to-run-*-open.html")).read_text(errors="replace")
         assert f"lab/tree/{served}" in opener, opener
         print(f"README command served the quickstart after {served_s:.1f} s")
     finally:

@@ -699,6 +699,6 @@ def test_export_csv_keeps_formulas_inert(history: History, tmp_path: Path) -> No
     out = history.export(tmp_path / "out")
     with (out / "index.csv").open(encoding="utf-8", newline="") as file:
         prompts = {r["id"]: r["prompt"] for r in csv.DictReader(file)}
-    assert prompts == {"f": "'=HYPERLINK(\"http://x.invalid\",\"click\")", "g": "'+1 plain sum"}
+    assert prompts == {"f": '\'=HYPERLINK("http://x.invalid","click")', "g": "'+1 plain sum"}
     records = json.loads((out / "index.json").read_text(encoding="utf-8"))
     assert {r["id"]: r["prompt"] for r in records}["g"] == "+1 plain sum"  # JSON stays exact
