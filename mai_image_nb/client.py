@@ -31,7 +31,7 @@ from .errors import (
 from .generation import Generation, Usage
 from .history import History
 from .params import DEFAULT_MODEL, Params, cache_key, request_body, validate_params
-from .spend import SpendTracker
+from .spend import Reservation, SpendTracker
 
 if TYPE_CHECKING:
     from .comparison import Comparison
@@ -286,19 +286,21 @@ class Client:
             raise CancelledError()
         reservation = self._spend.reserve(self._usd_per_image())
         try:
-            return self._request(params, cancel)
+            return self._request(params, cancel, reservation)
         finally:
-            self._spend.release(reservation)
+            reservation.release()  # a no-op when a reported cost settled it
 
-    def _request(self, params: Params, cancel: threading.Event | None) -> Generation:
+    def _request(
+        self, params: Params, cancel: threading.Event | None, reservation: Reservation
+    ) -> Generation:
         started = self._clock.now()
         reply = self._post_with_retries(request_body(params), cancel)
         try:
             ref, usage = transport.parse_generation(reply.body)
         except ResponseError as exc:
-            self._record_usage(getattr(exc, "usage", None))
+            self._record_usage(getattr(exc, "usage", None), reservation)
             raise ResponseError(exc.message) from None
-        self._record_usage(usage)
+        self._record_usage(usage, reservation)
         data = ref.data if ref.data is not None else self._download(ref.url or "")
         image_format, width, height = transport.inspect_image(data)
         created = datetime.now(timezone.utc)
@@ -323,9 +325,13 @@ class Client:
                 log.warning("a generation listener failed", exc_info=True)
         return generation
 
-    def _record_usage(self, usage: Usage | None) -> None:
+    def _record_usage(self, usage: Usage | None, reservation: Reservation) -> None:
+        """Settle the call's reservation with the reported cost as soon as it is known.
+
+        A call that still downloads and stores its image is then not counted twice.
+        """
         if usage is not None:
-            self._spend.record(usage.usd_spent)
+            reservation.settle(usage.usd_spent)
             self._last_usd = usage.usd_spent
 
     def _store(self, generation: Generation, key: str) -> None:

@@ -13,6 +13,7 @@ import hashlib
 import io
 import os
 import re
+import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -61,6 +62,15 @@ def _file_name(generation_id: str, image_format: str) -> str:
     if ext is None:
         raise ValidationError("image_format", image_format, "png, jpeg or webp")
     return f"{_file_stem(generation_id)}.{ext}"
+
+
+def _replacement_name(name: str) -> str:
+    """Another name for a record's new image while its old one stays until the commit.
+
+    "~v" never occurs in the other names (plain ids, or a slug then "~" and hex digits).
+    """
+    stem, _, ext = name.rpartition(".")
+    return f"{stem}~v{secrets.token_hex(6)}.{ext}"
 
 
 def _load_image(path: Path, generation_id: str) -> bytes:
@@ -205,11 +215,13 @@ class History:
         try:
             with self._writing() as conn:
                 old = self._files_of(conn, gen.id)
+                if name in old:  # never overwrite the image the committed row still shows
+                    name = _replacement_name(name)
                 self._write_image(name, data)
                 written = True
                 self._insert_row(conn, gen, cache_key, name)
         except BaseException:
-            if written and not old:  # rolled back: its new image must not linger
+            if written:  # rolled back: its new image (never an old one) must not linger
                 _remove([self._images / name])
             raise
         if old:  # a replaced record: its thumbnails are stale, its file may have another name
@@ -338,9 +350,12 @@ class History:
 
     def to_records(self) -> list[dict[str, Any]]:
         """One JSON-safe dict per generation, newest first: `to_dict()` plus the image `file`."""
-        return [
-            record_of(gen, str(self._images / _file_name(gen.id, gen.image_format))) for gen in self
-        ]
+        files: dict[str, str] = dict(self._query("SELECT id, file FROM generations"))
+
+        def file_of(gen: Generation) -> str:
+            return str(self._images / files.get(gen.id, _file_name(gen.id, gen.image_format)))
+
+        return [record_of(gen, file_of(gen)) for gen in self]
 
     def to_pandas(self) -> Any:
         """The records as a pandas DataFrame (`created` as UTC datetimes).

@@ -121,10 +121,6 @@ def validate_params(
             f"a string of 1 to {PROMPT_MAX_CHARS} characters (got {len(prompt)})",
         )
     try:
-        prompt.encode("utf-8")  # a lone surrogate (e.g. "\ud800") cannot be sent or stored
-    except UnicodeEncodeError:
-        raise ValidationError("prompt", prompt, "Unicode text without lone surrogates") from None
-    try:
         prompt.encode("utf-8")
     except UnicodeEncodeError:
         # Lone surrogates (from broken copy-paste) cannot travel as JSON text.

@@ -10,7 +10,7 @@ import threading
 
 from .errors import BudgetExceededError, ValidationError
 
-__all__ = ["SpendTracker"]
+__all__ = ["Reservation", "SpendTracker"]
 
 _EPSILON_USD = 1e-9  # float sums of reported costs must not refuse an exact fit
 
@@ -48,8 +48,8 @@ class SpendTracker:
         with self._lock:
             self._check_locked(estimate_usd)
 
-    def reserve(self, estimate_usd: float) -> float:
-        """Set `estimate_usd` aside for one request; give it back with `release`.
+    def reserve(self, estimate_usd: float) -> Reservation:
+        """Set `estimate_usd` aside for one request, until it is settled or released.
 
         Raises:
             BudgetExceededError: the reservation would pass the budget.
@@ -57,15 +57,11 @@ class SpendTracker:
         with self._lock:
             self._check_locked(estimate_usd)
             self._reserved_usd += estimate_usd
-        return estimate_usd
+        return Reservation(self, estimate_usd)
 
-    def release(self, reservation_usd: float) -> None:
+    def _close(self, reservation_usd: float, usd_spent: float) -> None:
         with self._lock:
             self._reserved_usd = max(0.0, self._reserved_usd - reservation_usd)
-
-    def record(self, usd_spent: float) -> None:
-        """Add what the service reported for one answer."""
-        with self._lock:
             self._spent_usd += usd_spent
 
     def _check_locked(self, estimate_usd: float) -> None:
@@ -76,3 +72,28 @@ class SpendTracker:
             raise BudgetExceededError(
                 budget_usd=self.budget_usd, spent_usd=committed, estimate_usd=estimate_usd
             )
+
+
+class Reservation:
+    """Money set aside for one request: settled once with the reported cost, or released."""
+
+    def __init__(self, tracker: SpendTracker, usd: float) -> None:
+        self._tracker = tracker
+        self.usd = usd
+        self._open = True
+        self._lock = threading.Lock()
+
+    def settle(self, usd_spent: float) -> None:
+        """Replace the reservation by what the service reported, in one step (never both)."""
+        self._finish(usd_spent)
+
+    def release(self) -> None:
+        """Give the reservation back (nothing was reported); a no-op once settled."""
+        self._finish(0.0)
+
+    def _finish(self, usd_spent: float) -> None:
+        with self._lock:
+            if not self._open:
+                return
+            self._open = False
+        self._tracker._close(self.usd, usd_spent)

@@ -47,6 +47,8 @@ __all__ = [
 MAX_IMAGE_BYTES = 50 * 1024 * 1024
 MAX_IMAGE_PIXELS = 40_000_000
 MAX_ERROR_BODY_BYTES = 64 * 1024
+# A 2xx answer holds at most one image at the cap as base64 (4/3 larger), plus its JSON.
+MAX_ANSWER_BYTES = MAX_IMAGE_BYTES * 4 // 3 + 1024 * 1024
 MAX_REDIRECTS = 5
 USER_AGENT = f"mai_image_nb/{__version__}"
 _CHUNK = 64 * 1024
@@ -121,6 +123,26 @@ def _close_session(session: requests.Session) -> None:
     session.close()
 
 
+def _read_capped(
+    response: requests.Response, limit: int, *, truncate: bool, what: str = "the answer"
+) -> bytes:
+    """At most `limit` bytes of the body: cut there (`truncate`), else ResponseError."""
+    declared = response.headers.get("content-length", "")
+    if not truncate and declared.isdigit() and int(declared) > limit:
+        raise ResponseError(f"{what} is {int(declared):,} bytes; the cap is {limit:,}")
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            if truncate:
+                chunks.append(chunk[: limit - (size - len(chunk))])
+                break
+            raise ResponseError(f"{what} is over the cap of {limit:,} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 @dataclass(frozen=True)
 class Reply:
     """An HTTP answer reduced to plain data."""
@@ -143,7 +165,15 @@ def post_json(
     auth: BearerAuth | None,
     timeout_s: float,
 ) -> Reply:
-    """POST `body` once and read the whole answer; network failures become our errors."""
+    """POST `body` once and read the answer; network failures become our errors.
+
+    The body is read in chunks up to a cap (a base64 image at the size cap, plus room
+    for the JSON around it), so a hostile or broken answer cannot exhaust memory.
+
+    Raises:
+        APIConnectionError / APITimeoutError: the request failed on the network.
+        ResponseError: a 2xx answer larger than the cap.
+    """
     try:
         with session.post(
             url,
@@ -151,8 +181,14 @@ def post_json(
             auth=auth,
             timeout=(min(10.0, timeout_s), timeout_s),
             allow_redirects=False,  # never replay the key to wherever a redirect points
+            stream=True,
         ) as response:
-            return Reply(response.status_code, response.headers, response.content)
+            if response.status_code >= 300:  # an error page: its start is all we read
+                limit = MAX_ERROR_BODY_BYTES
+                data = _read_capped(response, limit, truncate=True)
+            else:
+                data = _read_capped(response, MAX_ANSWER_BYTES, truncate=False)
+            return Reply(response.status_code, response.headers, data)
     except requests.Timeout as exc:
         raise APITimeoutError(f"timed out after {timeout_s:g} s: {_describe(exc)}") from None
     except requests.RequestException as exc:
@@ -295,23 +331,11 @@ def fetch_image(session: requests.Session, url: str, *, timeout_s: float) -> Rep
         with session.get(
             url, timeout=(min(10.0, timeout_s), timeout_s), stream=True, allow_redirects=True
         ) as response:
-            declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > MAX_IMAGE_BYTES:
-                raise ResponseError(
-                    f"the image at the answer's URL is {int(declared):,} bytes; "
-                    f"the cap is {MAX_IMAGE_BYTES:,}"
-                )
-            chunks: list[bytes] = []
-            size = 0
-            for chunk in response.iter_content(_CHUNK):
-                size += len(chunk)
-                if size > MAX_IMAGE_BYTES:
-                    raise ResponseError(
-                        f"the image at the answer's URL is over the cap of "
-                        f"{MAX_IMAGE_BYTES:,} bytes"
-                    )
-                chunks.append(chunk)
-            return Reply(response.status_code, response.headers, b"".join(chunks))
+            if response.status_code >= 300:
+                data = _read_capped(response, MAX_ERROR_BODY_BYTES, truncate=True)
+            else:
+                data = _read_capped(response, MAX_IMAGE_BYTES, truncate=False, what="the image")
+            return Reply(response.status_code, response.headers, data)
     except requests.Timeout as exc:
         raise APITimeoutError(f"image download timed out: {_describe(exc)}") from None
     except requests.TooManyRedirects:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -45,7 +45,11 @@ def _tcp_by_inode() -> dict[str, tuple[int, int, str]]:
         for line in path.read_text(encoding="ascii").splitlines()[1:]:
             fields = line.split()
             local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
-            table[inode] = (int(local.rsplit(":", 1)[1], 16), int(remote.rsplit(":", 1)[1], 16), state)
+            table[inode] = (
+                int(local.rsplit(":", 1)[1], 16),
+                int(remote.rsplit(":", 1)[1], 16),
+                state,
+            )
     return table
 
 
@@ -100,7 +104,3 @@ def html_shape(markup: str) -> tuple[HtmlShape, str]:
     parser.feed(markup)
     parser.close()
     return parser.shape, "".join(parser.texts)
-
-
-def tags_in(markup: str) -> Iterator[tuple[str, tuple[str, ...]]]:
-    yield from html_shape(markup)[0]

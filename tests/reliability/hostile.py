@@ -33,7 +33,9 @@ SIGNATURE = b"\x89PNG\r\n\x1a\n"
 BOMB_TEXT_BYTES = 100 * MIB  # what the text bombs inflate to (about 100 KiB compressed)
 BIG_BODY_BYTES = 60 * MIB
 EPS_TEXT = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nnewpath 0 0 moveto showpage\n"
-EPS_BINARY = b"\xc5\xd0\xd3\xc6" + struct.pack("<IIIIII", 30, len(EPS_TEXT), 0, 0, 0, 0) + b"\xff\xff"
+EPS_BINARY = (
+    b"\xc5\xd0\xd3\xc6" + struct.pack("<IIIIII", 30, len(EPS_TEXT), 0, 0, 0, 0) + b"\xff\xff"
+)
 
 
 def chunk(kind: bytes, body: bytes) -> bytes:

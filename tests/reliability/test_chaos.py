@@ -35,6 +35,7 @@ SOAK_RETRIES = 2
 SOAK_WORKERS = 4
 SOAK_IMAGE_SCALE = 1 / 16  # 64x64 images: the soak is about faults, not pixels
 SCHEDULING_SLACK_S = 1.0  # gate waits behind other threads' 429s, thread scheduling
+DEADLINE_S = 30.0  # for waits on events in the concurrency tests
 CHAOS = Chaos(rate=0.3, seed=20260509, stall_s=1.25, retry_after_s=0.05)
 BATCH_TYPES = (mai.Generation, errors.MaiImageError)
 
@@ -43,7 +44,7 @@ def item_bound_s(timeout_s: float, max_retries: int, retry_after_s: float) -> fl
     """The longest one call may take: its POST attempts and back-off, then the download's."""
     attempts = 1 + max_retries
     backoff_s = sum(
-        min(retry.BACKOFF_INITIAL_S * 2**k, retry.BACKOFF_MAX_S) for k in range(max_retries)
+        min(retry.BACKOFF_INITIAL_S * 2.0**k, retry.BACKOFF_MAX_S) for k in range(max_retries)
     )
     one_phase_s = attempts * timeout_s + max(backoff_s, max_retries * retry_after_s)
     return 2 * one_phase_s + SCHEDULING_SLACK_S
@@ -64,6 +65,10 @@ class SoakStats:
     sockets_after_close: list[str] = field(default_factory=list)
     new_fds: dict[int, str] = field(default_factory=dict)
     new_threads: dict[int, str] = field(default_factory=dict)
+    fds_before: int = 0
+    fds_after: int = 0
+    threads_before: int = 0
+    threads_after: int = 0
     integrity: str = ""
     history_rows: int = 0
     generations: int = 0
@@ -130,7 +135,7 @@ def run_soak(
                         stats.batch_s.append(time.perf_counter() - began)
 
             threads = [
-                threading.Thread(target=batch, args=(i,), name=f"soak-batch-{i}")
+                threading.Thread(target=batch, args=(i,), name=f"soak-batch-{i}", daemon=True)
                 for i in range(batches)
             ]
             for thread in threads:
@@ -157,19 +162,21 @@ def run_soak(
     for batch_results in results:
         assert batch_results is not None and len(batch_results) == items
         for result in batch_results:
-            stats.outcomes[type(result).__name__] += 1
-            if not isinstance(result, BATCH_TYPES) or type(result) is errors.MaiImageError:
-                stats.untyped.append(repr(result))  # a bare MaiImageError is the catch-all
-            stats.generations += isinstance(result, mai.Generation)
+            outcome: object = result  # whatever the annotations say, look at what came back
+            stats.outcomes[type(outcome).__name__] += 1
+            if not isinstance(outcome, BATCH_TYPES) or type(outcome) is errors.MaiImageError:
+                stats.untyped.append(repr(outcome))  # a bare MaiImageError is the catch-all
+            stats.generations += isinstance(outcome, mai.Generation)
 
     with closing(sqlite3.connect(home / DB_NAME)) as conn:
         stats.integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
         stats.history_rows = conn.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
     stats.stray_temp_files = sum(1 for p in (home / "images").iterdir() if p.suffix == ".tmp")
-    stats.new_fds = {fd: what for fd, what in open_fds().items() if fd not in fds_before}
-    stats.new_threads = {
-        ident: name for ident, name in thread_idents().items() if ident not in threads_before
-    }
+    fds_after, threads_after = open_fds(), thread_idents()
+    stats.new_fds = {fd: what for fd, what in fds_after.items() if fd not in fds_before}
+    stats.new_threads = {i: name for i, name in threads_after.items() if i not in threads_before}
+    stats.fds_before, stats.fds_after = len(fds_before), len(fds_after)
+    stats.threads_before, stats.threads_after = len(threads_before), len(threads_after)
     return stats
 
 
@@ -219,3 +226,34 @@ def test_close_shuts_pooled_connections_without_waiting_for_the_garbage_collecto
             assert client_sockets_to(server.port) == []
     finally:
         gc.enable()
+
+
+def test_a_call_still_finishing_is_not_counted_twice_against_the_budget(
+    server: OfflineServer,
+) -> None:
+    """Between its answer (spend recorded) and its end (image stored, listeners told), a call
+    must not also keep its reservation: another call that fits the budget must be let through.
+    """
+    usd = server.usd_per_image
+    inside, go_on = threading.Event(), threading.Event()
+
+    def hold_the_first(gen: mai.Generation) -> None:
+        if gen.prompt == "the first":
+            inside.set()
+            go_on.wait(DEADLINE_S)
+
+    with mai.Client(base_url=server.url, history=False, budget_usd=2 * usd) as client:
+        client._subscribe(hold_the_first)
+        first = threading.Thread(target=client.generate, args=("the first",), daemon=True)
+        first.start()
+        try:
+            assert inside.wait(DEADLINE_S), "the first call never got its answer"
+            assert client.spent_usd == pytest.approx(usd)
+            second = client.generate("the second")  # spent usd + this usd = the budget
+        finally:
+            go_on.set()
+            first.join(DEADLINE_S)
+        assert second.usd_spent == pytest.approx(usd)
+        assert client.spent_usd == pytest.approx(2 * usd)
+        with pytest.raises(errors.BudgetExceededError):
+            client.generate("the third")

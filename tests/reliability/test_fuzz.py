@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import mai_image_nb as mai
@@ -53,7 +53,7 @@ HOSTILE_NAMES = [
 
 
 @pytest.fixture
-def b64_client(tmp_path: Path) -> Iterator[mai.Client]:
+def b64_client() -> Iterator[mai.Client]:
     with (
         OfflineServer(image_scale=1 / 16, seed=5, response_format="b64_json") as server,
         mai.Client(base_url=server.url, offline=False, history=False, timeout=10) as client,
@@ -73,6 +73,16 @@ def b64_client(tmp_path: Path) -> Iterator[mai.Client]:
     temperature=st.floats(0, 2),
     sample=st.integers(0, 2**31),
     max_tokens=st.none() | st.integers(1, 2**31),
+)
+@example(  # the longest prompt allowed, right-to-left overrides between accented letters
+    prompt="\u202e\u00e9" * 2000, aspect_ratio="9:16", temperature=2.0, sample=0, max_tokens=None
+)
+@example(  # control characters, a joined emoji, a combining accent, a byte-order mark
+    prompt="\x00\r\n\t \U0001f984\u200d\U0001f30a e\u0301 \ufeff",
+    aspect_ratio="1:1",
+    temperature=0.0,
+    sample=7,
+    max_tokens=1,
 )
 def test_any_prompt_survives_a_call_save_and_read_params(
     b64_client: mai.Client,

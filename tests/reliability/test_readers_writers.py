@@ -43,7 +43,9 @@ class ReadersWritersStats:
     records: int = 0
 
 
-def run_readers_writers(folder: Path, seconds: float, readers: int = READERS) -> ReadersWritersStats:
+def run_readers_writers(
+    folder: Path, seconds: float, readers: int = READERS
+) -> ReadersWritersStats:
     """Run the writer and `readers` reader processes for `seconds`; check the folder after.
 
     Raises AssertionError when the folder is not sound afterwards (a lost confirmed record,

@@ -10,10 +10,12 @@ captions, cell errors and gallery, with user text and with error bodies a server
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import ipywidgets as w
 import pytest
@@ -28,8 +30,16 @@ from mai_image_nb.offline import Fault, OfflineServer
 from mai_image_nb.studio import Studio
 from mai_image_nb.studio.gallery import caption_html
 from mai_image_nb.studio.grid import CellView
-from mai_image_nb.studio.widgets import ConfirmRow, close_tree, details_html, error_text
-from mai_image_nb.studio.widgets import status_html, walk
+from mai_image_nb.studio.widgets import (
+    ConfirmRow,
+    Tone,
+    close_tree,
+    details_html,
+    error_text,
+    one_line,
+    status_html,
+    walk,
+)
 from tests.unit.crash_writer import make_generation
 
 from .helpers import HtmlShape, html_shape, wait_until
@@ -54,20 +64,20 @@ XSS = [
 ALL_AT_ONCE = " ".join(XSS)
 BENIGN = "a lighthouse at dusk"
 DEADLINE_S = 30.0
+TONES: tuple[Tone, ...] = ("idle", "busy", "ok", "error", "warn")
 
 hostile_text = st.sampled_from(XSS) | st.text(min_size=1, max_size=300)
 
 
-def _gen(prompt: str, gid: str = "20260101-000000-abcd", **params: object) -> Generation:
+def _gen(prompt: str, gid: str = "20260101-000000-abcd", **params: Any) -> Generation:
     return make_generation(gid, prompt, **params)
 
 
 def _assert_same_shape(render: Callable[[str], str], text: str) -> None:
-    """`render(text)` has the tags and attributes of `render(BENIGN)`, and shows `text`."""
+    """`render(text)` has exactly the tags and attribute names of `render(BENIGN)`."""
     benign_shape, _ = html_shape(render(BENIGN))
-    shape, visible = html_shape(render(text))
+    shape, _ = html_shape(render(text))
     assert shape == benign_shape, (text, shape)
-    return None if visible else pytest.fail(f"nothing visible for {text!r}")
 
 
 # -- the pure renderers, with hypothesis text ---------------------------------------------------
@@ -112,17 +122,17 @@ def _server_error(text: str) -> errors.APIStatusError:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=hostile_text)
 def test_panel_renderers_escape_user_and_server_text(text: str) -> None:
-    gen = _gen(text, max_tokens=64)
     _assert_same_shape(lambda t: details_html(_gen(t, max_tokens=64)), text)
     _assert_same_shape(lambda t: caption_html(_gen(t)), text)
-    for tone in ("idle", "busy", "ok", "error", "warn"):
-        _assert_same_shape(lambda t, tone=tone: status_html(tone, t), text)  # type: ignore[misc]
+    for tone in TONES:
+        _assert_same_shape(functools.partial(status_html, tone), text)
+    _, visible = html_shape(status_html("error", text))
+    assert one_line(text) in visible
     _assert_same_shape(lambda t: status_html("error", error_text(_server_error(t))), text)
     _assert_same_shape(
         lambda t: status_html("error", error_text(errors.ValidationError(t, t, t))), text
     )
     _assert_same_shape(lambda t: status_html("error", error_text(RuntimeError(t))), text)
-    assert gen.prompt == text
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +188,11 @@ def _idle(studio: Studio) -> None:
 
 def _error_body(text: str) -> bytes:
     """An error answer whose every field a hostile server chose."""
-    fields = {"message": text, "requestId": text, "error": {"message": text, "data": {"kind": text}}}
+    fields = {
+        "message": text,
+        "requestId": text,
+        "error": {"message": text, "data": {"kind": text}},
+    }
     return json.dumps(fields).encode()
 
 
@@ -234,7 +248,7 @@ def drive_panel(studio: Studio, server: OfflineServer, text: str, workdir: Path)
     hist.tiles[0].select_box.value = True
     hist.tiles[1].select_box.value = True
     hist.side_by_side_button.click()
-    hist.export_folder_box.value = str(workdir / text.replace("\x00", ""))
+    hist.export_folder_box.value = str(workdir / ("export-" + text.replace("\x00", "")))
     hist.export_button.click()
     _idle(studio)
     hist.delete_button.click()
@@ -244,9 +258,7 @@ def drive_panel(studio: Studio, server: OfflineServer, text: str, workdir: Path)
 
 
 @pytest.fixture
-def panel(
-    client: mai.Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Studio]:
+def panel(client: mai.Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Studio]:
     monkeypatch.chdir(tmp_path)  # Save writes into the working folder
     studio = Studio(client, page_size=4)
     try:
@@ -298,6 +310,6 @@ def test_no_markup_reaches_the_panel(
         shape, _ = html_shape(value)
         assert set(shape) <= allowed, (set(shape) - allowed, value[:500])
         lowered = value.lower()
-        for raw in ("<script", "<img", "<svg", "<iframe", "<a ", "<math", "<style", "onerror="):
+        for raw in ("<script", "<img", "<svg", "<iframe", "<a ", "<math", "<style"):
             assert raw not in lowered, (raw, value[:500])
     assert any("&lt;" in value for value in seen)  # the text was shown, escaped
