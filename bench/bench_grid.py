@@ -137,23 +137,10 @@ def contact_sheet(rounds: int) -> list[Row]:
 
 
 def _undecoded(cell: mai.Cell) -> mai.Cell:
-    """The same cell with a Generation that has not decoded its image yet."""
-    gen = cell.generation
-    assert gen is not None
-    data = gen.data
-    clone = mai.Generation(
-        id=gen.id,
-        params=gen.params,
-        service=gen.service,
-        created=gen.created,
-        width=gen.width,
-        height=gen.height,
-        image_format=gen.image_format,
-        url=gen.url,
-        usage=gen.usage,
-        elapsed_s=gen.elapsed_s,
-        data=data,
-    )
+    """The same cell with a copy of its Generation that has not decoded its image yet."""
+    assert cell.generation is not None
+    clone = cell.generation.as_cached()
+    clone._image = None
     return mai.Cell(cell.aspect_ratio, cell.temperature, cell.repeat, generation=clone)
 
 

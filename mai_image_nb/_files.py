@@ -74,6 +74,15 @@ def _write_temp(target: Path, data: bytes) -> Path:
     return temp
 
 
+def save_png(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write PNG `data` at `path` (".png" added when missing), whole or not at all."""
+    target = Path(path).expanduser()
+    if target.suffix.lower() != ".png":
+        target = target.with_name(target.name + ".png")
+    write_atomic(target, data)
+    return target
+
+
 def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     """Write `data` to `path` so that the file appears whole or not at all.
 

@@ -194,11 +194,7 @@ class Comparison:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the contact sheet as a PNG (written whole or not at all)."""
-        target = Path(path).expanduser()
-        if target.suffix.lower() != ".png":
-            target = target.with_name(target.name + ".png")
-        pngmeta.write_atomic(target, self.png_bytes())
-        return target
+        return pngmeta.save_png(path, self.png_bytes())
 
     def _repr_png_(self) -> bytes:
         buffer = io.BytesIO()

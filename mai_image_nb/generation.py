@@ -178,11 +178,7 @@ class Generation:
 
         The file appears whole or not at all (temporary file, then rename).
         """
-        target = Path(path).expanduser()
-        if target.suffix.lower() != ".png":
-            target = target.with_name(target.name + ".png")
-        pngmeta.write_atomic(target, self.png_bytes())
-        return target
+        return pngmeta.save_png(path, self.png_bytes())
 
     # Jupyter display: a real image output, so static exports (nbconvert, GitHub) show it.
     def _repr_png_(self) -> bytes:

@@ -65,6 +65,22 @@ def _fit_text(draw: ImageDraw.ImageDraw, text: str, font: Font, max_width: int) 
     return text[:low] + "…"
 
 
+def _centred_text(
+    draw: ImageDraw.ImageDraw,
+    text: str,
+    *,
+    left: float,
+    width: float,
+    top: float,
+    size: int,
+    fill: tuple[int, int, int] = INK,
+) -> None:
+    font = _font(size)
+    draw.text(
+        (left + (width - draw.textlength(text, font=font)) / 2, top), text, font=font, fill=fill
+    )
+
+
 def _scaled(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     tile = image if image.mode == "RGB" else image.convert("RGB")
     if tile.size != size:
@@ -127,24 +143,11 @@ def render_contact_sheet(
     for column, temperature in enumerate(temperatures):
         left = grid_left + column * (group_width + GAP_PX)
         label = f"temperature {temperature:g}"
-        text_width = draw.textlength(label, font=_font(LABEL_FONT_PX))
-        draw.text(
-            (left + (group_width - text_width) / 2, top + 7),
-            label,
-            font=_font(LABEL_FONT_PX),
-            fill=INK,
-        )
-        if repeats > 1:
-            for repeat in range(repeats):
-                sub = f"#{repeat + 1}"
-                sub_left = left + repeat * (slot_width + GAP_PX)
-                sub_width = draw.textlength(sub, font=_font(SMALL_FONT_PX))
-                draw.text(
-                    (sub_left + (slot_width - sub_width) / 2, top + 34),
-                    sub,
-                    font=_font(SMALL_FONT_PX),
-                    fill=MUTED,
-                )
+        _centred_text(draw, label, left=left, width=group_width, top=top + 7, size=LABEL_FONT_PX)
+        for repeat in range(repeats if repeats > 1 else 0):
+            sub_left = left + repeat * (slot_width + GAP_PX)
+            _centred_text(draw, f"#{repeat + 1}", left=sub_left, width=slot_width, top=top + 34,
+                          size=SMALL_FONT_PX, fill=MUTED)  # fmt: skip
 
     rows_top = top + header_height
     draw.rectangle((0, rows_top, MARGIN_PX + ROW_LABEL_WIDTH_PX - GAP_PX, height), fill=BAND)
