@@ -4,7 +4,8 @@
     client = mai.Client()          # no AIMLAPI_KEY: the bundled offline simulator
     g = client.generate("a lighthouse at dusk", aspect_ratio="16:9")
 
-`Studio` (the ipywidgets panel) is imported on first use, so scripts never load ipywidgets.
+`Studio` (the ipywidgets panel), `History`, `Comparison` and `read_params` are imported on
+first use, so scripts never load ipywidgets and a bare import stays quick.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 from . import errors
 from ._version import __version__
 from .client import Client
-from .comparison import Cell, Comparison
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -29,11 +29,12 @@ from .errors import (
     ValidationError,
 )
 from .generation import Generation, Usage
-from .history import History
 from .params import ASPECT_RATIOS
-from .pngmeta import read_params
 
 if TYPE_CHECKING:
+    from .comparison import Cell, Comparison
+    from .history import History
+    from .pngmeta import read_params
     from .studio import Studio
 
 __all__ = [
@@ -64,9 +65,27 @@ __all__ = [
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 
-def __getattr__(name: str) -> Any:
-    if name == "Studio":
-        from .studio import Studio
+# Loaded on first use, so `import mai_image_nb` stays light (no ipywidgets, sqlite3 or PNG
+# chunk code until a script needs them): name -> the module that defines it.
+_LAZY = {
+    "Cell": "comparison",
+    "Comparison": "comparison",
+    "History": "history",
+    "read_params": "pngmeta",
+    "Studio": "studio",
+}
 
-        return Studio
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

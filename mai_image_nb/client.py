@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import sqlite3
 import threading
 import warnings
 import weakref
@@ -29,12 +28,12 @@ from .errors import (
     ValidationError,
 )
 from .generation import Generation, Usage
-from .history import History
 from .params import DEFAULT_MODEL, Params, cache_key, request_body, validate_params
 from .spend import Reservation, SpendTracker
 
 if TYPE_CHECKING:
-    from .comparison import Comparison
+    from .comparison import Cell, Comparison
+    from .history import History
     from .offline import OfflineServer
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_USD_PER_IMAGE", "Client"]
@@ -150,15 +149,8 @@ class Client:
             self._finalizer = weakref.finalize(self, lambda: None)
         self._key = _Secret(key) if key is not None else None
 
-        self._owns_history = not isinstance(history, History)
-        if history is False:
-            self._history: History | None = None
-        elif isinstance(history, History):
-            self._history = history
-        elif history is None or history is True:
-            self._history = History()
-        else:
-            self._history = History(history)
+        self._history = _open_history(history)
+        self._owns_history = self._history is not None and self._history is not history
 
     # -- settings and state --------------------------------------------------------------
 
@@ -339,6 +331,8 @@ class Client:
             with self._memory_lock:
                 self._memory[key] = generation
             return
+        import sqlite3  # loaded with the history already; imported here to keep import light
+
         try:
             self._history.add(generation, cache_key=key)
         except (OSError, sqlite3.Error, MaiImageError) as exc:
@@ -438,7 +432,7 @@ class Client:
         cache: bool = True,
         progress: bool = True,
         cancel: threading.Event | None = None,
-        on_cell: Callable[[Any], None] | None = None,
+        on_cell: Callable[[Cell], None] | None = None,
     ) -> Comparison:
         """Every aspect ratio × temperature (× repeats) as a grid, made concurrently.
 
@@ -477,6 +471,22 @@ class Client:
         from .batch import run_many
 
         return run_many(self, prompts_or_dicts, **common)
+
+
+def _open_history(history: History | str | os.PathLike[str] | bool | None) -> History | None:
+    """The History a `history=` argument asks for (None: an in-memory cache only).
+
+    Imported here, not at the top: `import mai_image_nb` stays light (no sqlite3 until used).
+    """
+    if history is False:
+        return None
+    from .history import History
+
+    if isinstance(history, History):
+        return history
+    if history is None or history is True:
+        return History()
+    return History(history)
 
 
 def _check_number(field: str, value: object, *, minimum: float) -> None:

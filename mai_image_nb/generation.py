@@ -18,7 +18,7 @@ from typing import Any
 
 from PIL import Image
 
-from . import display, pngmeta
+from . import display
 from .params import Params
 
 __all__ = ["Generation", "Usage"]
@@ -171,6 +171,8 @@ class Generation:
 
     def png_bytes(self) -> bytes:
         """The image as a PNG carrying the parameters in text chunks (what `save` writes)."""
+        from . import pngmeta  # the PNG chunk code loads only when a PNG is written
+
         return pngmeta.embed_params(self.data, self.to_dict())
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -178,6 +180,8 @@ class Generation:
 
         The file appears whole or not at all (temporary file, then rename).
         """
+        from . import pngmeta
+
         return pngmeta.save_png(path, self.png_bytes())
 
     # Jupyter display: a real image output, so static exports (nbconvert, GitHub) show it.
