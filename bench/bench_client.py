@@ -20,10 +20,20 @@ import requests
 import mai_image_nb as mai
 from bench.harness import Row, interleave
 from mai_image_nb.generation import Generation, Usage
+from mai_image_nb.history import DB_NAME
 from mai_image_nb.offline import OfflineServer
+from mai_image_nb.offline.schema import GENERATIONS_PATH
 from mai_image_nb.params import cache_key, request_body, validate_params
 
 TINY_SCALE = 1 / 64  # a 16×16 picture: the HTTP path, not the drawing
+
+
+def post_and_fetch(
+    session: requests.Session, base_url: str, body: dict[str, object], timeout_s: float
+) -> None:
+    """The bare floor of one image: POST the body, then GET the image URL of the answer."""
+    answer = session.post(base_url + GENERATIONS_PATH, json=body, timeout=timeout_s)
+    session.get(answer.json()["data"][0]["url"], timeout=timeout_s).content  # noqa: B018
 
 
 def per_call(rounds: int) -> list[Row]:
@@ -40,9 +50,7 @@ def per_call(rounds: int) -> list[Row]:
         downloads = httpx.Client()
 
         def floor() -> None:
-            answer = session.post(srv.url + "/v1/images/generations", json=body, timeout=30)
-            url = answer.json()["data"][0]["url"]
-            session.get(url, timeout=30).content  # noqa: B018 - the download is the point
+            post_and_fetch(session, srv.url, body, 30)
 
         def peer() -> None:
             result = sdk.images.generate(
@@ -147,7 +155,7 @@ def cache_hit(n: int, rounds: int) -> list[Row]:
             pick = n // 2
             target = validate_params(f"prompt number {pick} of a cat", temperature=(pick % 20) / 10)
             key = keys[pick]
-            db = sqlite3.connect(Path(tmp) / "h" / "history.sqlite3")
+            db = sqlite3.connect(Path(tmp) / "h" / DB_NAME)
 
             def hit() -> None:
                 found = client.generate(target.prompt, temperature=target.temperature)
@@ -222,8 +230,7 @@ def simulator_throughput(images: int) -> list[Row]:
             started = time.perf_counter()
             session = sessions[i % 2]
             body = request_body(validate_params(f"a red lighthouse number {i}", temperature=1.0))
-            answer = session.post(srv.url + "/v1/images/generations", json=body, timeout=60)
-            session.get(answer.json()["data"][0]["url"], timeout=60).content  # noqa: B018
+            post_and_fetch(session, srv.url, body, 60)
             return (time.perf_counter() - started) * 1000
 
         started = time.perf_counter()

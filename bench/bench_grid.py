@@ -13,6 +13,7 @@ import requests
 from PIL import Image
 
 import mai_image_nb as mai
+from bench.bench_client import post_and_fetch
 from bench.harness import Row
 from mai_image_nb.offline import OfflineServer
 from mai_image_nb.params import request_body, validate_params
@@ -54,10 +55,9 @@ def grid_wall_time(rounds: int) -> list[Row]:
 
 def _bare_concurrent(url: str, n: int, round_: int) -> float:
     def one(i: int) -> None:
-        with requests.Session() as s:
+        with requests.Session() as session:
             body = request_body(validate_params(f"bare {round_} {i}", temperature=1.0))
-            answer = s.post(url + "/v1/images/generations", json=body, timeout=30)
-            s.get(answer.json()["data"][0]["url"], timeout=30).content  # noqa: B018
+            post_and_fetch(session, url, body, 30)
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
     started = time.perf_counter()
@@ -108,7 +108,7 @@ def contact_sheet(rounds: int) -> list[Row]:
     sheet_ms: list[float] = []
     thumbs_ms: list[float] = []
     for _ in range(rounds):
-        fresh = grid.__class__(
+        fresh = mai.Comparison(
             prompt=grid.prompt,
             aspect_ratios=grid.aspect_ratios,
             temperatures=grid.temperatures,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .comparison import Cell, Comparison
 from .errors import CancelledError, MaiImageError, ValidationError
 from .generation import Generation
-from .params import Params, validate_params
+from .params import GENERATE_FIELDS, Params, check_count, validate_params
 
 if TYPE_CHECKING:
     from .client import Client
@@ -27,9 +27,6 @@ __all__ = ["Job", "run_comparison", "run_jobs", "run_many"]
 log = logging.getLogger(__name__)
 
 Result = Generation | MaiImageError
-_GENERATE_FIELDS = frozenset(
-    {"prompt", "aspect_ratio", "temperature", "max_tokens", "max_completion_tokens", "sample"}
-)
 
 
 @dataclass(frozen=True)
@@ -153,13 +150,13 @@ def run_many(
     **common: Any,
 ) -> list[Result]:
     """`Client.generate_many`: validate every item, then run the valid ones together."""
-    unknown = set(common) - _GENERATE_FIELDS
+    unknown = set(common) - GENERATE_FIELDS
     if unknown:
         raise ValidationError(
             "generate_many",
             sorted(unknown),
             "keyword arguments of generate(): "
-            + ", ".join(sorted(_GENERATE_FIELDS | {"progress", "cancel", "cache"})),
+            + ", ".join(sorted(GENERATE_FIELDS | {"progress", "cancel", "cache"})),
         )
     jobs = [_job_for(item, common, client.model) for item in prompts_or_dicts]
     return run_jobs(client, jobs, cache=cache, progress=progress, cancel=cancel)
@@ -168,12 +165,12 @@ def run_many(
 def _job_for(item: str | Mapping[str, Any], common: Mapping[str, Any], model: str) -> Job:
     fields = dict(common)
     if isinstance(item, Mapping):
-        extra = set(item) - _GENERATE_FIELDS
+        extra = set(item) - GENERATE_FIELDS
         if extra:
             return Job(
                 None,
                 ValidationError(
-                    "item", sorted(extra), "a dict of " + ", ".join(sorted(_GENERATE_FIELDS))
+                    "item", sorted(extra), "a dict of " + ", ".join(sorted(GENERATE_FIELDS))
                 ),
             )
         fields.update(item)
@@ -204,9 +201,7 @@ def run_comparison(
     """`Client.compare`: one job per (ratio, temperature, repeat), row by row."""
     ratios = _distinct("aspect_ratios", aspect_ratios)
     temps = _distinct("temperatures", temperatures)
-    given: object = repeats  # checked at run time: notebooks pass anything
-    if isinstance(given, bool) or not isinstance(given, int) or given < 1:
-        raise ValidationError("repeats", repeats, "an integer >= 1")
+    check_count("repeats", repeats, minimum=1)
     slots = [(r, t, k) for r in ratios for t in temps for k in range(repeats)]
     jobs = [
         Job(validate_params(prompt, aspect_ratio=r, temperature=t, sample=k, model=client.model))

@@ -28,7 +28,15 @@ from .errors import (
     ValidationError,
 )
 from .generation import Generation, Usage
-from .params import DEFAULT_MODEL, Params, cache_key, request_body, validate_params
+from .params import (
+    DEFAULT_MODEL,
+    Params,
+    cache_key,
+    check_count,
+    check_number,
+    request_body,
+    validate_params,
+)
 from .spend import Reservation, SpendTracker
 
 if TYPE_CHECKING:
@@ -82,6 +90,11 @@ class Client:
     Every call is validated before anything is sent, retried with back-off, charged
     against `budget_usd`, and stored in the history, which also serves as a cache:
     running a notebook again costs nothing and shows the same images.
+
+    Raises (on construction):
+        ValidationError: a setting is not allowed (model, base_url, timeout, ...).
+        AuthenticationError: `offline=False` and no key was given or found.
+        MaiImageError: the history folder or database cannot be used.
     """
 
     def __init__(
@@ -97,10 +110,10 @@ class Client:
         max_workers: int = 4,
         budget_usd: float | None = None,
     ) -> None:
-        validate_params("x", model=model)
-        _check_number("timeout", timeout, minimum=0.001)
-        _check_count("max_retries", max_retries, minimum=0)
-        _check_count("max_workers", max_workers, minimum=1)
+        validate_params("x", model=model)  # checks `model` ("x" stands in for a prompt)
+        check_number("timeout", timeout, minimum=0.001)
+        check_count("max_retries", max_retries, minimum=0)
+        check_count("max_workers", max_workers, minimum=1)
         key = api_key if api_key is not None else os.environ.get("AIMLAPI_KEY") or None
         explicit_url = base_url if base_url is not None else os.environ.get("AIMLAPI_BASE_URL")
         url = _normalise_base_url(explicit_url or DEFAULT_BASE_URL)
@@ -169,8 +182,12 @@ class Client:
         return self._spend.budget_usd
 
     def estimate(self, n: int = 1) -> float:
-        """Expected USD cost of `n` new images: the last cost seen for this model and service."""
-        _check_count("n", n, minimum=0)
+        """Expected USD cost of `n` new images: the last cost seen for this model and service.
+
+        Raises:
+            ValidationError: `n` is not an integer >= 0.
+        """
+        check_count("n", n, minimum=0)
         return n * self._usd_per_image()
 
     def _usd_per_image(self) -> float:
@@ -487,13 +504,3 @@ def _open_history(history: History | str | os.PathLike[str] | bool | None) -> Hi
     if history is None or history is True:
         return History()
     return History(history)
-
-
-def _check_number(field: str, value: object, *, minimum: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= minimum:
-        raise ValidationError(field, value, f"a number >= {minimum:g}")
-
-
-def _check_count(field: str, value: object, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValidationError(field, value, f"an integer >= {minimum}")

@@ -9,7 +9,8 @@ from __future__ import annotations
 import io
 import json
 import os
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,7 +103,7 @@ class Comparison:
     def __len__(self) -> int:
         return len(self.cells)
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[Cell]:
         return iter(self.cells)
 
     @property
@@ -114,7 +115,7 @@ class Comparison:
         self,
         *,
         progress: bool = True,
-        cancel: Any = None,
+        cancel: threading.Event | None = None,
         on_cell: Callable[[Cell], None] | None = None,
     ) -> Comparison:
         """Run only the failed or cancelled cells again; the finished ones are kept as they are.
@@ -193,7 +194,12 @@ class Comparison:
         return buffer.getvalue()
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the contact sheet as a PNG (written whole or not at all)."""
+        """Write the contact sheet as a PNG (written whole or not at all); returns the path.
+
+        Raises:
+            MaiImageError: a cell's image file (from the history) is missing or unreadable.
+            OSError: the file cannot be written.
+        """
         return pngmeta.save_png(path, self.png_bytes())
 
     def _repr_png_(self) -> bytes:

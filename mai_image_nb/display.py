@@ -16,7 +16,14 @@ from PIL import Image
 if TYPE_CHECKING:
     from .generation import Generation
 
-__all__ = ["PREVIEW_MAX_PX", "escape", "figure_html", "generation_caption", "preview_bytes"]
+__all__ = [
+    "PREVIEW_MAX_PX",
+    "escape",
+    "figure_html",
+    "generation_caption",
+    "preview_bytes",
+    "short_prompt",
+]
 
 PREVIEW_MAX_PX = 512
 PREVIEW_QUALITY = 85
@@ -29,6 +36,7 @@ def escape(text: object) -> str:
 
 
 def short_prompt(prompt: str, limit: int = _CAPTION_PROMPT_CHARS) -> str:
+    """`prompt` cut to at most `limit` characters, an ellipsis marking the cut (not escaped)."""
     return prompt if len(prompt) <= limit else prompt[: limit - 1] + "…"
 
 

@@ -7,6 +7,7 @@ history the bytes themselves are read from disk only then.
 
 from __future__ import annotations
 
+import copy
 import io
 import os
 import threading
@@ -104,46 +105,42 @@ class Generation:
         """The reported cost in USD, 0.0 when the service reported none."""
         return self.usage.usd_spent if self.usage else 0.0
 
+    def _data_locked(self) -> bytes:
+        """The bytes, read from disk on first use; the caller holds `self._lock`."""
+        if self._data is None:
+            assert self._load_data is not None
+            self._data = self._load_data()
+        return self._data
+
     @property
     def data(self) -> bytes:
-        """The encoded image exactly as received (PNG, JPEG or WebP)."""
+        """The encoded image exactly as received (PNG, JPEG or WebP).
+
+        Raises:
+            MaiImageError: a record from the history whose image file is missing or unreadable.
+        """
         with self._lock:
-            if self._data is None:
-                assert self._load_data is not None
-                self._data = self._load_data()
-            return self._data
+            return self._data_locked()
 
     @property
     def image(self) -> Image.Image:
-        """The decoded image (decoded once, on first use)."""
+        """The decoded image (decoded once, on first use).
+
+        Raises:
+            MaiImageError: a record from the history whose image file is missing or unreadable.
+        """
         with self._lock:
             if self._image is None:
-                if self._data is None:
-                    assert self._load_data is not None
-                    self._data = self._load_data()
-                image = Image.open(io.BytesIO(self._data))
+                image = Image.open(io.BytesIO(self._data_locked()))
                 image.load()
                 self._image = image
             return self._image
 
     def as_cached(self) -> Generation:
-        """The same record, marked as answered from the cache."""
-        clone = Generation(
-            id=self.id,
-            params=self.params,
-            service=self.service,
-            created=self.created,
-            width=self.width,
-            height=self.height,
-            image_format=self.image_format,
-            url=self.url,
-            usage=self.usage,
-            elapsed_s=self.elapsed_s,
-            cached=True,
-            data=self._data,
-            load_data=None if self._data is not None else self._load_data,
-        )
-        clone._image = self._image
+        """The same record, marked as answered from the cache (bytes and image shared so far)."""
+        clone = copy.copy(self)
+        clone.cached = True
+        clone._lock = threading.Lock()
         return clone
 
     def to_dict(self) -> dict[str, Any]:
@@ -170,7 +167,11 @@ class Generation:
         }
 
     def png_bytes(self) -> bytes:
-        """The image as a PNG carrying the parameters in text chunks (what `save` writes)."""
+        """The image as a PNG carrying the parameters in text chunks (what `save` writes).
+
+        Raises:
+            MaiImageError: a record from the history whose image file is missing or unreadable.
+        """
         from . import pngmeta  # the PNG chunk code loads only when a PNG is written
 
         return pngmeta.embed_params(self.data, self.to_dict())
@@ -178,7 +179,12 @@ class Generation:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write a PNG whose text chunks carry the parameters; `read_params` reads them back.
 
-        The file appears whole or not at all (temporary file, then rename).
+        The file appears whole or not at all (temporary file, then rename); ".png" is
+        added to a path without it. Returns the path written.
+
+        Raises:
+            MaiImageError: a record from the history whose image file is missing or unreadable.
+            OSError: the file cannot be written.
         """
         from . import pngmeta
 

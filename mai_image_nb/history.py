@@ -27,7 +27,7 @@ from . import _sqlite, display, pngmeta
 from .errors import MaiImageError, ValidationError
 from .export import RECORD_FIELDS, export_generations, record_of
 from .generation import Generation, Usage
-from .params import Params
+from .params import Params, check_count
 
 __all__ = ["DB_NAME", "HOME_ENV", "History"]
 
@@ -39,13 +39,19 @@ PAGE_ROWS = 256  # rows fetched at a time while iterating
 
 _EXTENSIONS = {"png": "png", "jpeg": "jpg", "jpg": "jpg", "webp": "webp"}
 _PLAIN_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,99}")
-_COLUMNS = (
-    "id, seq, cache_key, service, model, prompt, aspect_ratio, temperature, max_tokens, "
-    "max_completion_tokens, sample, created, width, height, image_format, file, url, "
-    "credits_used, usd_spent, elapsed_s"
-)
+_COLUMN_NAMES = (
+    "id", "seq", "cache_key", "service", "model", "prompt", "aspect_ratio", "temperature",
+    "max_tokens", "max_completion_tokens", "sample", "created", "width", "height",
+    "image_format", "file", "url", "credits_used", "usd_spent", "elapsed_s",
+)  # fmt: skip
+_SEQ = _COLUMN_NAMES.index("seq")
+_FILE = _COLUMN_NAMES.index("file")
+_COLUMNS = ", ".join(_COLUMN_NAMES)
 _SELECT = f"SELECT {_COLUMNS} FROM generations"  # noqa: S608 - constant column list
-_INSERT = f"INSERT INTO generations ({_COLUMNS}) VALUES ({', '.join('?' * 20)})"  # noqa: S608
+_INSERT = (
+    f"INSERT INTO generations ({_COLUMNS}) "  # noqa: S608 - constant column list
+    f"VALUES ({', '.join('?' * len(_COLUMN_NAMES))})"
+)
 
 
 def _file_stem(generation_id: str) -> str:
@@ -102,6 +108,10 @@ class History:
 
     `History(path=None)` uses env `MAI_IMAGE_HOME`, else `./.mai_image`; the folder is
     created when missing. Iteration is newest first.
+
+    Raises (on opening):
+        MaiImageError: the folder cannot be created, or the database is locked, damaged or
+            from a newer version of this package.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
@@ -301,15 +311,24 @@ class History:
     def __len__(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM generations")[0][0])
 
-    def __iter__(self) -> Iterator[Generation]:
+    def _rows(self) -> Iterator[_sqlite.Row]:
+        """Every row, newest first, fetched `PAGE_ROWS` at a time (no read left open between)."""
         before = 2**62
         while rows := self._query(
             f"{_SELECT} WHERE seq < ? ORDER BY seq DESC LIMIT {PAGE_ROWS}", (before,)
         ):
-            yield from map(self._generation, rows)
-            before = rows[-1][1]
+            yield from rows
+            before = rows[-1][_SEQ]
+
+    def __iter__(self) -> Iterator[Generation]:
+        return map(self._generation, self._rows())
 
     def __getitem__(self, id: str) -> Generation:
+        """The generation with this id.
+
+        Raises:
+            KeyError: no generation has this id.
+        """
         rows = self._query(f"{_SELECT} WHERE id = ?", (id,))
         if not rows:
             raise KeyError(f"no generation with id {id!r} in the history at {self.path}")
@@ -325,7 +344,10 @@ class History:
     ) -> list[Generation]:
         """Generations whose prompt matches `text` (every word, as a prefix), newest first.
 
-        Empty text gives all. Raises `ValidationError` for a negative limit or offset.
+        Empty text gives all.
+
+        Raises:
+            ValidationError: a negative `limit` or `offset`.
         """
         if limit is not None and (isinstance(limit, bool) or limit < 0):
             raise ValidationError("limit", limit, "an integer >= 0 or None")
@@ -350,12 +372,9 @@ class History:
 
     def to_records(self) -> list[dict[str, Any]]:
         """One JSON-safe dict per generation, newest first: `to_dict()` plus the image `file`."""
-        files: dict[str, str] = dict(self._query("SELECT id, file FROM generations"))
-
-        def file_of(gen: Generation) -> str:
-            return str(self._images / files.get(gen.id, _file_name(gen.id, gen.image_format)))
-
-        return [record_of(gen, file_of(gen)) for gen in self]
+        return [
+            record_of(self._generation(row), str(self._images / row[_FILE])) for row in self._rows()
+        ]
 
     def to_pandas(self) -> Any:
         """The records as a pandas DataFrame (`created` as UTC datetimes).
@@ -377,12 +396,11 @@ class History:
         """A JPEG at most `max_px` on its long side, made once and kept in `thumbs/`.
 
         Raises:
+            ValidationError: `max_px` is not an integer >= 1.
             KeyError: no generation has this id.
             MaiImageError: its image file is missing or unreadable.
         """
-        size: object = max_px
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ValidationError("max_px", max_px, "an integer >= 1")
+        check_count("max_px", max_px, minimum=1)
         rows = self._query("SELECT file FROM generations WHERE id = ?", (id,))
         if not rows:
             raise KeyError(f"no generation with id {id!r} in the history at {self.path}")
@@ -405,6 +423,9 @@ class History:
 
         Names come from the id and a slug of the prompt; nothing is written outside `folder`
         and no existing file is overwritten (a second export adds `-2`, ...). Returns `folder`.
+
+        Raises:
+            OSError: the folder or a file in it cannot be written.
         """
         return export_generations(self, folder)
 

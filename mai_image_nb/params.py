@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import numbers
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, get_args
 
 from .errors import ValidationError
@@ -18,6 +17,7 @@ from .errors import ValidationError
 __all__ = [
     "ASPECT_RATIOS",
     "DEFAULT_MODEL",
+    "GENERATE_FIELDS",
     "IMAGE_SIZES",
     "MODELS",
     "PROMPT_MAX_CHARS",
@@ -26,6 +26,8 @@ __all__ = [
     "AspectRatio",
     "Params",
     "cache_key",
+    "check_count",
+    "check_number",
     "request_body",
     "validate_params",
 ]
@@ -81,18 +83,39 @@ class Params:
         return asdict(self)
 
 
+# The keyword arguments of `Client.generate()` that describe an image: every field but `model`.
+GENERATE_FIELDS = frozenset(f.name for f in fields(Params) if f.name != "model")
+
+
 def _check_int(field: str, value: object, *, minimum: int, optional: bool) -> int | None:
     if value is None and optional:
         return None
     # bool is an int subclass; True is not a token limit.
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        allowed = f"an integer >= {minimum}" + (" or None" if optional else "")
-        raise ValidationError(field, value, allowed)
-    number = int(value)
-    if number < minimum:
-        allowed = f"an integer >= {minimum}" + (" or None" if optional else "")
-        raise ValidationError(field, value, allowed)
-    return number
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValidationError(
+            field, value, f"an integer >= {minimum}" + (" or None" if optional else "")
+        )
+    return int(value)
+
+
+def check_count(field: str, value: object, *, minimum: int) -> None:
+    """A setting that must be a plain `int` (not a bool) of at least `minimum`.
+
+    Raises:
+        ValidationError: naming the field, the value given and what is allowed.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValidationError(field, value, f"an integer >= {minimum}")
+
+
+def check_number(field: str, value: object, *, minimum: float) -> None:
+    """A setting that must be an `int` or `float` (not a bool, not NaN) of at least `minimum`.
+
+    Raises:
+        ValidationError: naming the field, the value given and what is allowed.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= minimum:
+        raise ValidationError(field, value, f"a number >= {minimum:g}")
 
 
 def validate_params(
@@ -131,12 +154,12 @@ def validate_params(
         raise ValidationError(
             "aspect_ratio", aspect_ratio, "one of " + ", ".join(repr(r) for r in ASPECT_RATIOS)
         )
-    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
-        raise ValidationError(
-            "temperature", temperature, f"a number from {TEMPERATURE_MIN:g} to {TEMPERATURE_MAX:g}"
-        )
-    temp = float(temperature)
-    if math.isnan(temp) or not TEMPERATURE_MIN <= temp <= TEMPERATURE_MAX:
+    # `not MIN <= t <= MAX` also refuses NaN, which compares false with everything.
+    if (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, numbers.Real)
+        or not TEMPERATURE_MIN <= float(temperature) <= TEMPERATURE_MAX
+    ):
         raise ValidationError(
             "temperature", temperature, f"a number from {TEMPERATURE_MIN:g} to {TEMPERATURE_MAX:g}"
         )
@@ -149,7 +172,7 @@ def validate_params(
     return Params(
         prompt=prompt,
         aspect_ratio=aspect_ratio,
-        temperature=temp,
+        temperature=float(temperature),
         max_tokens=tokens,
         max_completion_tokens=completion,
         sample=index,

@@ -19,6 +19,7 @@ from typing import IO, Any
 
 from PIL import Image
 
+from . import display
 from ._files import (
     MAX_NAME_BYTES,
     is_reserved_name,
@@ -31,7 +32,7 @@ from ._files import (
 )
 from ._version import __version__
 from .errors import ValidationError
-from .params import validate_params
+from .params import GENERATE_FIELDS, validate_params
 
 __all__ = [
     "KEYWORD",
@@ -105,6 +106,8 @@ def _split_chunks(png: bytes) -> list[tuple[bytes, bytes]]:
 
 
 def _creation_time(created: object) -> str:
+    """The PNG "Creation Time" (an RFC 1123 date) of an ISO `created`, else of now."""
+    moment = datetime.now(timezone.utc)
     if isinstance(created, str):
         try:
             moment = datetime.fromisoformat(created)
@@ -112,8 +115,7 @@ def _creation_time(created: object) -> str:
             return created
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
-        return format_datetime(moment.astimezone(timezone.utc), usegmt=True)
-    return datetime.now(timezone.utc).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    return format_datetime(moment.astimezone(timezone.utc), usegmt=True)
 
 
 def _to_png(data: bytes) -> bytes:
@@ -150,10 +152,9 @@ def embed_params(data: bytes, record: Mapping[str, Any]) -> bytes:
     """
     png = _to_png(bytes(data))
     prompt = str(record.get("prompt", "")).replace("\x00", "")
-    title = prompt if len(prompt) <= TITLE_MAX_CHARS else prompt[: TITLE_MAX_CHARS - 1] + "…"
     texts = [
         (KEYWORD, json.dumps(dict(record), ensure_ascii=False, separators=(",", ":"))),
-        ("Title", title),
+        ("Title", display.short_prompt(prompt, TITLE_MAX_CHARS)),
         ("Description", prompt),
         ("Software", f"mai_image_nb {__version__} · {record.get('model', '')}".strip()),
         ("Creation Time", _creation_time(record.get("created"))),
@@ -308,8 +309,7 @@ def read_params(path_or_bytes: Source) -> dict[str, Any]:
         OSError: the path cannot be opened.
     """
     record = read_record(path_or_bytes)
-    fields = ("aspect_ratio", "temperature", "max_tokens", "max_completion_tokens", "sample")
     if "prompt" not in record:
         raise _not_ours("this PNG", "its parameters have no prompt")
-    params = validate_params(record["prompt"], **{f: record[f] for f in fields if f in record})
+    params = validate_params(**{f: record[f] for f in GENERATE_FIELDS if f in record})
     return params.generate_kwargs()

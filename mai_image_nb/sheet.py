@@ -46,9 +46,9 @@ def _font(size: int) -> Font:
     return ImageFont.load_default(size=size)
 
 
-def _tile_size(aspect_ratio: str, height: int) -> tuple[int, int]:
-    width, full_height = IMAGE_SIZES[aspect_ratio]
-    return max(1, round(height * width / full_height)), height
+def _tile_size(width: int, height: int, tile_height: int) -> tuple[int, int]:
+    """The size of a `width`×`height` image scaled to `tile_height` without distortion."""
+    return max(1, round(tile_height * width / height)), tile_height
 
 
 def _fit_text(draw: ImageDraw.ImageDraw, text: str, font: Font, max_width: int) -> str:
@@ -113,14 +113,11 @@ def render_contact_sheet(
     tile_height: int = TILE_HEIGHT_PX,
 ) -> Image.Image:
     """Draw the grid: rows are aspect ratios, columns temperatures (repeats side by side)."""
-    tile_sizes = {ratio: _tile_size(ratio, tile_height) for ratio in aspect_ratios}
+    tile_sizes = {ratio: _tile_size(*IMAGE_SIZES[ratio], tile_height) for ratio in aspect_ratios}
     for cell in cells:  # the service's own sizes may differ a little from the nominal ratio
         if cell.generation is not None:
             gen = cell.generation
-            tile_sizes[cell.aspect_ratio] = (
-                max(1, round(tile_height * gen.width / gen.height)),
-                tile_height,
-            )
+            tile_sizes[cell.aspect_ratio] = _tile_size(gen.width, gen.height, tile_height)
     slot_width = max(width for width, _ in tile_sizes.values())
     group_width = repeats * slot_width + (repeats - 1) * GAP_PX
     header_height = 34 + (22 if repeats > 1 else 0)
@@ -155,7 +152,7 @@ def render_contact_sheet(
         row_top = rows_top + row * (tile_height + GAP_PX)
         draw.text((MARGIN_PX + 4, row_top + 8), ratio, font=_font(LABEL_FONT_PX + 4), fill=INK)
         # A small outline of the shape, so the ratio reads without the numbers.
-        outline_w, outline_h = _tile_size(ratio, 48)
+        outline_w, outline_h = _tile_size(*IMAGE_SIZES[ratio], 48)
         scale = min(1.0, 80 / outline_w)
         outline_w, outline_h = round(outline_w * scale), round(outline_h * scale)
         box_top = row_top + 44

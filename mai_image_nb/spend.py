@@ -34,11 +34,6 @@ class SpendTracker:
         with self._lock:
             return self._spent_usd
 
-    @property
-    def reserved_usd(self) -> float:
-        with self._lock:
-            return self._reserved_usd
-
     def check(self, estimate_usd: float) -> None:
         """Raise if `estimate_usd` more would pass the budget (reserves nothing).
 

@@ -50,6 +50,7 @@ MAX_ERROR_BODY_BYTES = 64 * 1024
 # A 2xx answer holds at most one image at the cap as base64 (4/3 larger), plus its JSON.
 MAX_ANSWER_BYTES = MAX_IMAGE_BYTES * 4 // 3 + 1024 * 1024
 MAX_REDIRECTS = 5
+CONNECT_TIMEOUT_MAX_S = 10.0  # the connect timeout is min(this, the client's timeout)
 USER_AGENT = f"mai_image_nb/{__version__}"
 _CHUNK = 64 * 1024
 _FORMATS = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp"}
@@ -152,6 +153,20 @@ class Reply:
     body: bytes
 
 
+def _read_reply(response: requests.Response, limit: int, *, what: str) -> Reply:
+    """A 2xx body whole up to `limit` (else ResponseError); of an error page, only its start."""
+    if response.status_code >= 300:
+        body = _read_capped(response, MAX_ERROR_BODY_BYTES, truncate=True)
+    else:
+        body = _read_capped(response, limit, truncate=False, what=what)
+    return Reply(response.status_code, response.headers, body)
+
+
+def _timeouts(timeout_s: float) -> tuple[float, float]:
+    """requests' (connect, read) timeouts for one attempt."""
+    return min(CONNECT_TIMEOUT_MAX_S, timeout_s), timeout_s
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return re.sub(r"\s+", " ", text)[:300]
@@ -179,16 +194,11 @@ def post_json(
             url,
             json=body,
             auth=auth,
-            timeout=(min(10.0, timeout_s), timeout_s),
+            timeout=_timeouts(timeout_s),
             allow_redirects=False,  # never replay the key to wherever a redirect points
             stream=True,
         ) as response:
-            if response.status_code >= 300:  # an error page: its start is all we read
-                limit = MAX_ERROR_BODY_BYTES
-                data = _read_capped(response, limit, truncate=True)
-            else:
-                data = _read_capped(response, MAX_ANSWER_BYTES, truncate=False)
-            return Reply(response.status_code, response.headers, data)
+            return _read_reply(response, MAX_ANSWER_BYTES, what="the answer")
     except requests.Timeout as exc:
         raise APITimeoutError(f"timed out after {timeout_s:g} s: {_describe(exc)}") from None
     except requests.RequestException as exc:
@@ -223,11 +233,11 @@ def _server_message(body: bytes) -> tuple[str | None, str | None, str | None]:
     )
 
 
-def error_for_status(reply: Reply, *, reason: str = "") -> APIStatusError:
-    """The error for an HTTP error answer, with the server's own message when it gave one."""
+def error_for_status(reply: Reply) -> APIStatusError:
+    """The error for an HTTP error answer: the server's own message, else the status text."""
     message, request_id, kind = _server_message(reply.body)
     if not message:
-        message = reason or _STATUS_TEXT.get(reply.status, "error")
+        message = _STATUS_TEXT.get(reply.status, "error")
     request_id = request_id or reply.headers.get("x-request-id")
     cls = STATUS_ERRORS.get(reply.status, APIStatusError)
     return cls(message[:1000], status_code=reply.status, request_id=request_id, kind=kind)
@@ -329,13 +339,9 @@ def fetch_image(session: requests.Session, url: str, *, timeout_s: float) -> Rep
     """
     try:
         with session.get(
-            url, timeout=(min(10.0, timeout_s), timeout_s), stream=True, allow_redirects=True
+            url, timeout=_timeouts(timeout_s), stream=True, allow_redirects=True
         ) as response:
-            if response.status_code >= 300:
-                data = _read_capped(response, MAX_ERROR_BODY_BYTES, truncate=True)
-            else:
-                data = _read_capped(response, MAX_IMAGE_BYTES, truncate=False, what="the image")
-            return Reply(response.status_code, response.headers, data)
+            return _read_reply(response, MAX_IMAGE_BYTES, what="the image")
     except requests.Timeout as exc:
         raise APITimeoutError(f"image download timed out: {_describe(exc)}") from None
     except requests.TooManyRedirects:

@@ -14,7 +14,8 @@ import threading
 from types import FrameType
 
 from .faults import Chaos
-from .server import WILDCARD_HOSTS, OfflineServer
+from .handler import WILDCARD_HOSTS
+from .server import OfflineServer
 
 
 def _port(text: str) -> int:

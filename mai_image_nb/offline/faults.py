@@ -1,6 +1,6 @@
 """Faults the simulator can answer instead of a normal answer, chaos mode, and their payloads.
 
-A `Fault` is plain data; `server.py` puts it on the wire. Standard library only.
+A `Fault` is plain data; `handler.py` puts it on the wire. Standard library only.
 """
 
 from __future__ import annotations

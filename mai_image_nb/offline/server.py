@@ -23,31 +23,11 @@ from urllib.parse import urlsplit
 
 from . import faults as fl
 from .faults import Chaos, Fault
-from .handler import (
-    IDLE_TIMEOUT_S,
-    MAX_BODY_BYTES,
-    STREAM_CHUNK_BYTES,
-    WILDCARD_HOSTS,
-    Handler,
-    ServedFile,
-    TrackedHTTPServer,
-)
+from .handler import Handler, ServedFile, TrackedHTTPServer
 from .render import render_png
-from .schema import GENERATIONS_PATH, SCHEMA_PATH, parse_json, request_schema, validate_body
+from .schema import GENERATIONS_PATH, parse_json
 
-__all__ = [  # the rest are re-exported from handler.py and schema.py for older imports
-    "GENERATIONS_PATH",
-    "IDLE_TIMEOUT_S",
-    "MAX_BODY_BYTES",
-    "SCHEMA_PATH",
-    "STREAM_CHUNK_BYTES",
-    "WILDCARD_HOSTS",
-    "OfflineServer",
-    "RecordedRequest",
-    "parse_json",
-    "request_schema",
-    "validate_body",
-]
+__all__ = ["OfflineServer", "RecordedRequest"]
 
 log = logging.getLogger("mai_image_nb.offline")
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from functools import partial
 
 import ipywidgets as w
 
-from mai_image_nb import display, pngmeta
+from mai_image_nb import display
 from mai_image_nb.client import Client
 from mai_image_nb.comparison import Cell, Comparison
 from mai_image_nb.errors import CancelledError, MaiImageError, ValidationError
@@ -26,11 +26,14 @@ from .widgets import (
     close_tree,
     error_text,
     field,
+    file_name_for,
     muted,
     on_click,
     one_line,
     ratio_label,
     ratio_options,
+    reject_blank_prompt,
+    run_file_write,
     status_html,
 )
 
@@ -142,8 +145,7 @@ class CompareTab(w.VBox):  # type: ignore[misc]
         """
         prompt = self.prompt_box.value
         if need_prompt:
-            if prompt and not prompt.strip():
-                raise ValidationError("prompt", prompt, "some text, not only spaces")
+            reject_blank_prompt(prompt)
             validate_params(prompt, model=self.client.model)
         chosen = set(self.ratio_select.value)
         ratios = tuple(r for r in ASPECT_RATIOS if r in chosen)
@@ -186,10 +188,7 @@ class CompareTab(w.VBox):  # type: ignore[misc]
         """Recompute the "9 new ≈ $0.56, 3 cached" line (cheap: indexed cache look-ups)."""
         try:
             new, cached, usd = self.estimate()
-        except ValidationError as exc:
-            self.estimate_line.value = status_html("error", error_text(exc))
-            return
-        except MaiImageError as exc:  # e.g. the history was closed under us
+        except MaiImageError as exc:  # an invalid form, or e.g. a history closed under us
             self.estimate_line.value = status_html("error", error_text(exc))
             return
         text = f"{new} new ≈ ${usd:.2f}, {cached} cached"
@@ -289,7 +288,7 @@ class CompareTab(w.VBox):  # type: ignore[misc]
             f'<div class="mai-details"><b>{display.escape(display.short_prompt(form.prompt))}'
             f"</b></div>"
         )
-        self.grid_name_box.value = (pngmeta.slugify(form.prompt, 40) or "grid") + "-grid.png"
+        self.grid_name_box.value = file_name_for(form.prompt, fallback="grid", suffix="-grid.png")
         for widget in old:
             close_tree(widget)
 
@@ -359,14 +358,12 @@ class CompareTab(w.VBox):  # type: ignore[misc]
             self._show("error", "file name: type a file name, e.g. grid.png")
             return False
         self._show("busy", "Saving the grid…")
-
-        def save(_cancel: threading.Event) -> Path:
-            try:
-                return comparison.save(name).absolute()
-            except OSError as exc:
-                raise MaiImageError(f"could not save {name}: {exc.strerror or exc}") from exc
-
-        return self.jobs.start(save, lambda path: self._show("ok", f"Saved to {path}"))
+        return self.jobs.start(
+            lambda _cancel: run_file_write(
+                partial(comparison.save, name), f"could not save {name}"
+            ),
+            lambda path: self._show("ok", f"Saved to {path}"),
+        )
 
     # -- state -----------------------------------------------------------------------------
 

@@ -58,10 +58,6 @@ class Tile(w.VBox):  # type: ignore[misc]
         )
         self.add_class("mai-card")
 
-    @property
-    def generation_id(self) -> str | None:
-        return None if self.generation is None else self.generation.id
-
     def show(self, gen: Generation, thumb: bytes, *, selected: bool) -> None:
         self.generation = gen
         self.image_view.value = thumb

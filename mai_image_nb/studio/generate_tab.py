@@ -11,12 +11,11 @@ import threading
 import time
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
 
-from mai_image_nb import display, pngmeta
+from mai_image_nb import display
 from mai_image_nb.client import Client
 from mai_image_nb.errors import MaiImageError, ValidationError
 from mai_image_nb.generation import Generation
@@ -34,17 +33,19 @@ from .widgets import (
     details_html,
     error_text,
     field,
+    file_name_for,
     muted,
     on_click,
     ratio_options,
     ratio_size,
+    reject_blank_prompt,
+    run_file_write,
     status_html,
 )
 
 __all__ = ["GenerateTab", "code_for", "parse_token_limit"]
 
 MAX_SAMPLE_SEARCH = 10_000  # how far "New variation" looks for an unused sample index
-FILE_SLUG_CHARS = 40
 
 
 def parse_token_limit(field_name: str, text: str) -> int | None:
@@ -74,11 +75,6 @@ def code_for(params: Params) -> str:
         kwargs.pop("sample", None)
     args.extend(f"{name}={value!r}" for name, value in kwargs.items())
     return f"client.generate({', '.join(args)})"
-
-
-def file_name_for(prompt: str) -> str:
-    """A file name made from the prompt: `a-lighthouse-at-dusk.png`."""
-    return (pngmeta.slugify(prompt, FILE_SLUG_CHARS) or "image") + ".png"
 
 
 class GenerateTab(w.VBox):  # type: ignore[misc]
@@ -217,8 +213,7 @@ class GenerateTab(w.VBox):  # type: ignore[misc]
             ValidationError: naming the field that is wrong.
         """
         prompt = self.prompt_box.value
-        if prompt and not prompt.strip():
-            raise ValidationError("prompt", prompt, "some text, not only spaces")
+        reject_blank_prompt(prompt)
         params = validate_params(
             prompt,
             aspect_ratio=self.ratio_picker.value,
@@ -334,14 +329,10 @@ class GenerateTab(w.VBox):  # type: ignore[misc]
             self._show("error", "file name: type a file name, e.g. lighthouse.png")
             return False
         self._show("busy", "Saving…")
-
-        def save(_cancel: threading.Event) -> Path:
-            try:
-                return gen.save(name).absolute()
-            except OSError as exc:
-                raise MaiImageError(f"could not save {name}: {exc.strerror or exc}") from exc
-
-        return self.jobs.start(save, lambda path: self._show("ok", f"Saved to {path}"))
+        return self.jobs.start(
+            lambda _cancel: run_file_write(partial(gen.save, name), f"could not save {name}"),
+            lambda path: self._show("ok", f"Saved to {path}"),
+        )
 
     # -- state -----------------------------------------------------------------------------
 

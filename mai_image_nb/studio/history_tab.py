@@ -26,7 +26,7 @@ from mai_image_nb.params import Params
 
 from .gallery import LargeView, SideBySide, Tile
 from .jobs import Coalescer, JobRunner
-from .widgets import ConfirmRow, Tone, muted, on_click, status_html
+from .widgets import ConfirmRow, Tone, muted, on_click, run_file_write, status_html
 
 __all__ = ["HistoryTab"]
 
@@ -368,17 +368,13 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
         chosen = list(self.selected.values())
         count = len(chosen) if chosen else len(store)
 
-        def export(_cancel: threading.Event) -> Path:
-            try:
-                if chosen:
-                    return export_generations(chosen, folder).absolute()
-                return store.export(folder).absolute()
-            except OSError as exc:
-                raise MaiImageError(f"could not export to {folder}: {exc.strerror or exc}") from exc
+        def export() -> Path:
+            return export_generations(chosen, folder) if chosen else store.export(folder)
 
         self._show("busy", f"Exporting {count} images…")
         return self.jobs.start(
-            export, lambda path: self._show("ok", f"Exported {count} images to {path}")
+            lambda _cancel: run_file_write(export, f"could not export to {folder}"),
+            lambda path: self._show("ok", f"Exported {count} images to {path}"),
         )
 
     # -- state -----------------------------------------------------------------------------

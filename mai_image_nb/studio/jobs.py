@@ -88,7 +88,7 @@ class JobRunner:
         *,
         on_tick: Callable[[float], None] | None = None,
     ) -> bool:
-        """Run `work(cancel)` on a thread, then `show(result)` there; False if already busy."""
+        """Run `work(cancel)` on a thread, then `show(result)` there; False if busy or closed."""
         with self._lock:
             if self._busy or self._closed:
                 return False

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import ipywidgets as w
 
-from mai_image_nb import display
+from mai_image_nb import display, pngmeta
 from mai_image_nb.errors import MaiImageError, ValidationError
 from mai_image_nb.params import ASPECT_RATIOS, IMAGE_SIZES
 
@@ -26,12 +27,15 @@ __all__ = [
     "details_html",
     "error_text",
     "field",
+    "file_name_for",
     "muted",
     "on_click",
     "one_line",
     "ratio_label",
     "ratio_options",
     "ratio_size",
+    "reject_blank_prompt",
+    "run_file_write",
     "short_repr",
     "status_html",
     "walk",
@@ -40,6 +44,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ERROR_MAX_CHARS = 300  # an error line stays one readable line, however long the message
+FILE_SLUG_CHARS = 40  # how much of the prompt a suggested file name keeps
 Tone = Literal["idle", "busy", "ok", "error", "warn"]
 
 # Scoped to the panel's root class; Jupyter's theme variables first, plain colours as fallback.
@@ -127,6 +132,33 @@ def error_text(exc: BaseException) -> str:
     if isinstance(exc, MaiImageError):
         return one_line(str(exc))
     return one_line(f"Unexpected error ({type(exc).__name__}): {exc}")
+
+
+def reject_blank_prompt(prompt: str) -> None:
+    """Refuse a prompt of spaces only (the API would take it; nobody typing one means it).
+
+    Raises:
+        ValidationError: naming `prompt`.
+    """
+    if prompt and not prompt.strip():
+        raise ValidationError("prompt", prompt, "some text, not only spaces")
+
+
+def file_name_for(prompt: str, *, fallback: str = "image", suffix: str = ".png") -> str:
+    """A file name made from the prompt: `a-lighthouse-at-dusk.png` (`fallback` when no slug)."""
+    return (pngmeta.slugify(prompt, FILE_SLUG_CHARS) or fallback) + suffix
+
+
+def run_file_write(write: Callable[[], Path], failure: str) -> Path:
+    """Run a save or an export; the absolute path it wrote.
+
+    Raises:
+        MaiImageError: an OSError as one line, `failure` then the system's reason.
+    """
+    try:
+        return write().absolute()
+    except OSError as exc:
+        raise MaiImageError(f"{failure}: {exc.strerror or exc}") from exc
 
 
 def status_html(tone: Tone, text: str, *, escaped: bool = False) -> str:

@@ -21,11 +21,6 @@ from mai_image_nb.offline import Fault, OfflineServer
 from mai_image_nb.params import ASPECT_RATIOS, IMAGE_SIZES
 from tests.conftest import FastClock
 
-
-def posts(server: OfflineServer) -> int:
-    return server.post_count
-
-
 # -- validation: nothing is sent -----------------------------------------------------------
 
 
@@ -46,7 +41,7 @@ def test_invalid_input_sends_nothing(
 ) -> None:
     with pytest.raises(mai.ValidationError):
         client.generate(**kwargs)  # type: ignore[arg-type]
-    assert posts(server) == 0
+    assert server.post_count == 0
 
 
 invalid_values = st.one_of(
@@ -96,7 +91,7 @@ def test_hypothesis_invalid_inputs_never_reach_the_server(
     with pytest.raises(mai.ValidationError) as info:
         client.generate(**kwargs)  # type: ignore[arg-type]
     assert info.value.field in kwargs
-    assert posts(server) == 0
+    assert server.post_count == 0
 
 
 valid_values = st.fixed_dictionaries(
@@ -138,7 +133,7 @@ def test_retried_statuses_use_every_attempt(
     with pytest.raises(errors.APIStatusError) as info:
         client.generate("a cat", cache=False)
     assert info.value.status_code == status
-    assert posts(server) == 4  # 1 + max_retries
+    assert server.post_count == 4  # 1 + max_retries
 
 
 @pytest.mark.parametrize("status", [408, 429, 500, 503])
@@ -146,7 +141,7 @@ def test_retry_then_success(client: mai.Client, server: OfflineServer, status: i
     server.script(Fault.status(status), Fault.status(status))
     generation = client.generate("a cat", cache=False)
     assert generation.width > 0
-    assert posts(server) == 3
+    assert server.post_count == 3
 
 
 @pytest.mark.parametrize(
@@ -166,7 +161,7 @@ def test_never_retried_statuses(
     with pytest.raises(cls) as info:
         client.generate("a cat", cache=False)
     assert type(info.value) is cls
-    assert posts(server) == 1
+    assert server.post_count == 1
 
 
 def test_max_retries_zero_means_one_attempt(server: OfflineServer, tmp_path: Path) -> None:
@@ -175,7 +170,7 @@ def test_max_retries_zero_means_one_attempt(server: OfflineServer, tmp_path: Pat
         server.script(Fault.status(503))
         with pytest.raises(errors.APIStatusError):
             c.generate("a cat")
-    assert posts(server) == 1
+    assert server.post_count == 1
 
 
 def test_429_after_retries_is_rate_limit_error(client: mai.Client, server: OfflineServer) -> None:
@@ -243,7 +238,7 @@ def test_retry_after_over_120s_ends_at_once(
     server.script(Fault.status(status, retry_after="121"))
     with pytest.raises(cls) as info:
         client.generate("a cat", cache=False)
-    assert posts(server) == 1
+    assert server.post_count == 1
     assert "121" in str(info.value)
     assert client._clock.waits == []  # type: ignore[attr-defined]
 
@@ -296,7 +291,7 @@ def test_backoff_wait_can_be_cancelled(server: OfflineServer) -> None:
         worker.join(timeout=5)
         assert not worker.is_alive()
     assert isinstance(result[0], errors.CancelledError)
-    assert posts(server) == 1
+    assert server.post_count == 1
 
 
 # -- error bodies ------------------------------------------------------------------------
@@ -371,7 +366,7 @@ def test_unusable_2xx_is_response_error(
     server.script(fault)
     with pytest.raises(errors.ResponseError):
         client.generate("a cat", cache=False)
-    assert posts(server) == 1  # a 2xx may have been charged: never sent again
+    assert server.post_count == 1  # a 2xx may have been charged: never sent again
 
 
 def test_non_image_formats_are_refused(client: mai.Client, server: OfflineServer) -> None:
@@ -423,7 +418,7 @@ def test_timeout_is_retried_then_api_timeout_error(server: OfflineServer) -> Non
         with pytest.raises(errors.APITimeoutError) as info:
             c.generate("a cat")
     assert "2 attempts" in str(info.value)
-    assert posts(server) == 2
+    assert server.post_count == 2
 
 
 def test_connection_refused_is_api_connection_error() -> None:
@@ -440,7 +435,7 @@ def test_connection_refused_is_api_connection_error() -> None:
 def test_dropped_connection_is_retried(client: mai.Client, server: OfflineServer) -> None:
     server.script(Fault.drop_connection())
     assert client.generate("a cat", cache=False).width > 0
-    assert posts(server) == 2
+    assert server.post_count == 2
 
 
 # -- success ----------------------------------------------------------------------------

@@ -25,10 +25,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageChops, ImageStat
 
-from mai_image_nb.offline import CHAOS_FAULTS, Chaos, Fault, OfflineServer
+from mai_image_nb.offline import CHAOS_FAULTS, Chaos, Fault, OfflineServer, schema
 from mai_image_nb.offline import server as server_module
+from mai_image_nb.offline.handler import MAX_BODY_BYTES
 from mai_image_nb.offline.render import canvas_size
 from mai_image_nb.params import ASPECT_RATIOS, IMAGE_SIZES
+from tests.waits import wait_until
 
 from .conftest import SimFactory
 
@@ -166,9 +168,8 @@ _FIELDS = ["model", "prompt", "aspect_ratio", "temperature", "max_tokens",
 def test_validation_agrees_with_jsonschema(candidate: Any) -> None:
     """The hand-written validator says what Draft 4 JSON Schema (as OpenAPI 3.0 uses) says."""
     jsonschema = pytest.importorskip("jsonschema")  # comes with schemathesis (dev extra)
-    schema = server_module.request_schema()
-    expected = jsonschema.Draft4Validator(schema).is_valid(candidate)
-    assert (server_module.validate_body(candidate) == []) == expected
+    expected = jsonschema.Draft4Validator(schema.request_schema()).is_valid(candidate)
+    assert (schema.validate_body(candidate) == []) == expected
 
 
 # -- keys -------------------------------------------------------------------------------------
@@ -295,7 +296,7 @@ def test_unknown_paths_and_methods(sim: OfflineServer, http: requests.Session) -
 
 
 def test_request_body_limits_and_chunked_bodies(sim: OfflineServer, http: requests.Session) -> None:
-    huge = post(http, sim, data=b" " * (server_module.MAX_BODY_BYTES + 1))
+    huge = post(http, sim, data=b" " * (MAX_BODY_BYTES + 1))
     assert_provider_error(huge, 413, "err_payload_too_large")
     chunks = iter([json.dumps(body())[:10].encode(), json.dumps(body())[10:].encode()])
     chunked = post(http, sim, data=chunks, headers={"Content-Type": "application/json"})
@@ -678,7 +679,7 @@ def test_close_is_prompt_idempotent_and_leaves_nothing(sim_factory: SimFactory) 
         srv.script(Fault.slow(30.0))
         stuck = threading.Thread(target=_expect_hang_up, args=(waiting, srv), daemon=True)
         stuck.start()
-        _wait_for(lambda: srv.post_count == 2)
+        wait_until(lambda: srv.post_count == 2, "the slow POST to arrive", DEADLINE_S)
         started = time.monotonic()
         srv.close()
         srv.close()
@@ -699,13 +700,6 @@ def test_close_is_prompt_idempotent_and_leaves_nothing(sim_factory: SimFactory) 
 def _expect_hang_up(session: requests.Session, srv: OfflineServer) -> None:
     with pytest.raises(requests.ConnectionError):
         post(session, srv)
-
-
-def _wait_for(condition: Any) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        threading.Event().wait(0.01)
 
 
 def test_start_is_idempotent_and_url_needs_a_port() -> None:
@@ -741,7 +735,7 @@ def test_bundled_schema_is_the_shared_one() -> None:
     shared = REPO.parent / "shared" / "api" / "openapi.json"
     if not shared.exists():
         pytest.skip("../shared/api/openapi.json is not beside this checkout")
-    assert server_module.SCHEMA_PATH.read_bytes() == shared.read_bytes()
+    assert schema.SCHEMA_PATH.read_bytes() == shared.read_bytes()
 
 
 def test_command_line_serves_until_interrupted(http: requests.Session) -> None:

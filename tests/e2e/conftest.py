@@ -100,19 +100,6 @@ def stop_process_group(proc: subprocess.Popen[Any], grace_s: float = SERVER_STOP
     proc.wait(timeout=grace_s)
 
 
-def wait_until(predicate: Any, *, timeout_s: float, interval_s: float = 0.1, what: str) -> Any:
-    """Poll `predicate()` until it returns something truthy; fail with `what` at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s:g} s waiting for {what}")
-        # A short pause between polls of an outside process; the deadline bounds the wait.
-        time.sleep(interval_s)
-
-
 # -- a Jupyter server ---------------------------------------------------------------------------
 
 

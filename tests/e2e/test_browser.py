@@ -154,7 +154,18 @@ def run_all_cells(page: Any) -> None:
     )
 
 
-def studio_of(page: Any) -> Any:
+def open_quickstart(
+    jupyter: JupyterServer, page: Any, folder: str, address: str, *, run_cells: bool = True
+) -> Any:
+    """Open a fresh copy of the quickstart, run it, and return the Studio's locator.
+
+    `address` is the page with `{}` for the notebook's path (`"notebooks/{}"`); Voila runs
+    every cell itself, so it comes with `run_cells=False`.
+    """
+    path = jupyter.notebook_copy(QUICKSTART, folder)
+    page.goto(jupyter.address(address.format(path)))
+    if run_cells:
+        run_all_cells(page)
     studio = page.locator(".mai-studio")
     studio.wait_for(state="visible", timeout=LOAD_TIMEOUT_MS)
     return studio
@@ -190,14 +201,28 @@ def jupyter(jupyter_server: JupyterServer) -> Iterator[JupyterServer]:
 # The tests ----------------------------------------------------------------------------------------
 
 
-def test_jupyterlab_generate_shows_the_simulators_image(
-    jupyter: JupyterServer, page: Any, request: pytest.FixtureRequest
+@pytest.mark.parametrize(
+    ("address", "run_cells", "prompt"),
+    [
+        pytest.param(
+            "lab/tree/{}?reset", True, "a red lighthouse by the sea at night", id="jupyterlab"
+        ),
+        pytest.param("notebooks/{}", True, "a yellow cat in a snowy forest", id="notebook7"),
+        pytest.param(
+            "voila/render/{}", False, "a purple castle in the desert at sunset", id="voila"
+        ),
+    ],
+)
+def test_generate_shows_the_simulators_image(
+    jupyter: JupyterServer,
+    page: Any,
+    request: pytest.FixtureRequest,
+    address: str,
+    run_cells: bool,
+    prompt: str,
 ) -> None:
-    prompt = "a red lighthouse by the sea at night"
-    path = jupyter.notebook_copy(QUICKSTART, "lab-generate")
-    page.goto(jupyter.address(f"lab/tree/{path}?reset"))
-    run_all_cells(page)
-    studio = studio_of(page)
+    folder = f"generate-{request.node.callspec.id}"
+    studio = open_quickstart(jupyter, page, folder, address, run_cells=run_cells)
     shown = generate_at_zero(page, studio, prompt)
     save_studio_shot(studio, request)
     assert_shows(shown, prompt, "1:1")
@@ -207,10 +232,7 @@ def test_jupyterlab_compare_fills_a_two_by_two_grid(
     jupyter: JupyterServer, page: Any, request: pytest.FixtureRequest
 ) -> None:
     prompt = "a green boat on a calm sea at dawn"
-    path = jupyter.notebook_copy(QUICKSTART, "lab-compare")
-    page.goto(jupyter.address(f"lab/tree/{path}?reset"))
-    run_all_cells(page)
-    studio = studio_of(page)
+    studio = open_quickstart(jupyter, page, "lab-compare", "lab/tree/{}?reset")
     studio.get_by_role("tab", name="Compare").click()
     studio.locator("textarea:visible").first.fill(prompt)
     ratios = studio.locator("select[multiple]:visible").first
@@ -236,28 +258,3 @@ def test_jupyterlab_compare_fills_a_two_by_two_grid(
         assert abs(w / h - (16 / 9 if ratio == "16:9" else 1.0)) < 0.05, f"{ratio} tile is {w}×{h}"
     assert_shows(shown[0], prompt, "1:1")
     assert_shows(shown[2], prompt, "16:9")
-
-
-def test_notebook7_generate_shows_the_simulators_image(
-    jupyter: JupyterServer, page: Any, request: pytest.FixtureRequest
-) -> None:
-    prompt = "a yellow cat in a snowy forest"
-    path = jupyter.notebook_copy(QUICKSTART, "notebook7")
-    page.goto(jupyter.address(f"notebooks/{path}"))
-    run_all_cells(page)
-    studio = studio_of(page)
-    shown = generate_at_zero(page, studio, prompt)
-    save_studio_shot(studio, request)
-    assert_shows(shown, prompt, "1:1")
-
-
-def test_voila_generate_shows_the_simulators_image(
-    jupyter: JupyterServer, page: Any, request: pytest.FixtureRequest
-) -> None:
-    prompt = "a purple castle in the desert at sunset"
-    path = jupyter.notebook_copy(QUICKSTART, "voila")
-    page.goto(jupyter.address(f"voila/render/{path}"))
-    studio = studio_of(page)  # Voila runs every cell itself
-    shown = generate_at_zero(page, studio, prompt)
-    save_studio_shot(studio, request)
-    assert_shows(shown, prompt, "1:1")

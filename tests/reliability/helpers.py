@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
-from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -18,7 +16,6 @@ __all__ = [
     "html_shape",
     "open_fds",
     "thread_idents",
-    "wait_until",
 ]
 
 _TCP_TABLES = (Path("/proc/net/tcp"), Path("/proc/net/tcp6"))
@@ -67,16 +64,6 @@ def client_sockets_to(port: int) -> list[str]:
 
 def thread_idents() -> dict[int, str]:
     return {t.ident: t.name for t in threading.enumerate() if t.ident is not None}
-
-
-def wait_until(predicate: Callable[[], object], what: str, timeout_s: float) -> None:
-    """Poll `predicate` until true, up to a deadline (a short Event wait between polls)."""
-    deadline = time.monotonic() + timeout_s
-    pause = threading.Event()
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
-        pause.wait(0.01)
 
 
 HtmlShape = list[tuple[str, tuple[str, ...]]]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,10 +22,10 @@ from nbclient import NotebookClient
 from nbconvert import HTMLExporter
 
 from mai_image_nb.offline import OfflineServer
+from tests.e2e.conftest import kernel_env
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
 CANARY = "sk-canary-notebook-5e1d7a93c04b"  # never written in any notebook cell
 CELL_TIMEOUT_S = 60
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
@@ -130,13 +129,7 @@ def test_a_canary_key_leaves_no_trace_in_a_saved_notebook(
     workdir.mkdir()
     nb = _notebook()
     assert not leaks(json.dumps(nb)), "the source itself must not hold the key"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIMLAPI_")}
-    env.update(
-        AIMLAPI_KEY=CANARY,
-        AIMLAPI_BASE_URL=keyed_server.url,
-        MAI_IMAGE_HOME=str(home),
-        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
-    )
+    env = kernel_env(home, AIMLAPI_KEY=CANARY, AIMLAPI_BASE_URL=keyed_server.url)
     NotebookClient(
         nb,
         timeout=CELL_TIMEOUT_S,

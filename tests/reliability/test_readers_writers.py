@@ -19,8 +19,7 @@ import pytest
 
 from mai_image_nb.history import History
 from tests.unit.test_history_crash import check_folder, printed_ids
-
-from .helpers import wait_until
+from tests.waits import wait_until
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import json
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -41,8 +40,10 @@ from mai_image_nb.studio.widgets import (
     walk,
 )
 from tests.unit.crash_writer import make_generation
+from tests.waits import wait_until
+from tests.widgets.helpers import assert_no_studio_threads, wait_idle
 
-from .helpers import HtmlShape, html_shape, wait_until
+from .helpers import HtmlShape, html_shape
 
 XSS = [
     "<script>alert(1)</script>",
@@ -182,10 +183,6 @@ def _panel_html(studio: Studio) -> list[str]:
     ]
 
 
-def _idle(studio: Studio) -> None:
-    assert studio.wait_idle(DEADLINE_S), "the Studio stayed busy"
-
-
 def _error_body(text: str) -> bytes:
     """An error answer whose every field a hostile server chose."""
     fields = {
@@ -205,14 +202,14 @@ def drive_panel(studio: Studio, server: OfflineServer, text: str, workdir: Path)
     gen_tab.prompt_box.value = prompt
     gen_tab.ratio_picker.value = "16:9"
     gen_tab.generate_button.click()
-    _idle(studio)
+    wait_idle(studio, DEADLINE_S)
     assert gen_tab.generation is not None and gen_tab.generation.prompt == prompt
     seen += _panel_html(studio)
 
     server.script(Fault.body(_error_body(text), status=400))  # the server's own words
     gen_tab.temperature_slider.value = 0.3
     gen_tab.generate_button.click()
-    _idle(studio)
+    wait_idle(studio, DEADLINE_S)
     assert "mai-status-error" in gen_tab.status_line.value
     seen.append(gen_tab.status_line.value)
 
@@ -224,7 +221,7 @@ def drive_panel(studio: Studio, server: OfflineServer, text: str, workdir: Path)
         gen_tab.temperature_slider.value = 1.0
         gen_tab.filename_box.value = name
         gen_tab.save_button.click()
-        _idle(studio)
+        wait_idle(studio, DEADLINE_S)
         seen.append(gen_tab.status_line.value)
 
     cmp_tab.prompt_box.value = prompt
@@ -234,15 +231,15 @@ def drive_panel(studio: Studio, server: OfflineServer, text: str, workdir: Path)
     cmp_tab.temperatures_box.value = "0.5, 1.5"
     server.script(Fault.body(_error_body(text), status=400))
     cmp_tab.run_button.click()
-    _idle(studio)
+    wait_idle(studio, DEADLINE_S)
     assert [v.state for v in cmp_tab.cell_views].count("failed") == 1
     seen += _panel_html(studio)
 
     hist.filter_box.value = text
-    _idle(studio)
+    wait_idle(studio, DEADLINE_S)
     seen.append(hist.count_line.value)
     hist.filter_box.value = ""
-    _idle(studio)
+    wait_idle(studio, DEADLINE_S)
     wait_until(lambda: len(hist.visible()) >= 2, "the gallery to show the images", DEADLINE_S)
     hist.tiles[0].view_button.click()
     hist.tiles[0].select_box.value = True
@@ -250,7 +247,7 @@ def drive_panel(studio: Studio, server: OfflineServer, text: str, workdir: Path)
     hist.side_by_side_button.click()
     hist.export_folder_box.value = str(workdir / ("export-" + text.replace("\x00", "")))
     hist.export_button.click()
-    _idle(studio)
+    wait_idle(studio, DEADLINE_S)
     hist.delete_button.click()
     seen += _panel_html(studio)
     hist.cancel_delete()
@@ -264,13 +261,9 @@ def panel(client: mai.Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     try:
         yield studio
     finally:
-        _idle(studio)
+        wait_idle(studio, DEADLINE_S)
         studio.close()
-        wait_until(
-            lambda: not [t for t in threading.enumerate() if t.name.startswith("mai-studio")],
-            "the Studio's threads to end",
-            DEADLINE_S,
-        )
+        assert_no_studio_threads(DEADLINE_S)
 
 
 _BENIGN_PANEL: list[HtmlShape] = []
@@ -287,7 +280,7 @@ def _benign_panel_tags(server: OfflineServer, tmp_path: Path) -> set[tuple[str, 
                     html_shape(v)[0] for v in drive_panel(studio, server, BENIGN, home)
                 )
             finally:
-                _idle(studio)
+                wait_idle(studio, DEADLINE_S)
                 studio.close()
     return {tag for shape in _BENIGN_PANEL for tag in shape}
 

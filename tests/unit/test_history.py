@@ -391,6 +391,24 @@ def test_total_usd_and_records(history: History) -> None:
     assert {k: v for k, v in records[2].items() if k != "file"} == expected
 
 
+def test_records_name_the_file_of_a_replaced_record(history: History) -> None:
+    add(history, "a", "first")
+    add(history, "a", "second")  # its new image gets another name until the commit
+    [record] = history.to_records()
+    assert Path(record["file"]).name != "a.png"
+    assert Path(record["file"]).read_bytes() == history["a"].data
+
+
+def test_as_cached_is_the_same_record_marked_cached(history: History) -> None:
+    add(history, "a")
+    gen = history["a"]
+    clone = gen.as_cached()
+    assert clone.cached and not gen.cached
+    assert clone.to_dict() == gen.to_dict() | {"cached": True}
+    assert clone.data == gen.data
+    assert clone.image.size == gen.image.size
+
+
 def test_to_pandas(history: History) -> None:
     add(history, "a")
     add(history, "b")

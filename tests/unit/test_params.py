@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
 import pytest
 
-from mai_image_nb import ValidationError
+from mai_image_nb import Client, ValidationError
 from mai_image_nb.params import (
     ASPECT_RATIOS,
+    GENERATE_FIELDS,
     IMAGE_SIZES,
     Params,
     cache_key,
+    check_count,
+    check_number,
     request_body,
     validate_params,
 )
@@ -111,3 +115,43 @@ def test_image_sizes_follow_the_ratio(ratio: str) -> None:
     assert abs(width / height - a / b) / (a / b) < 0.005
     assert min(width, height) >= 768
     assert 0.95e6 <= width * height <= 1.1e6 or ratio == "1:1"
+
+
+def test_generate_fields_are_the_image_keywords_of_generate() -> None:
+    keywords = set(inspect.signature(Client.generate).parameters) - {"self", "cache"}
+    assert keywords == GENERATE_FIELDS
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(0, id="below"),
+        pytest.param(True, id="bool"),
+        pytest.param(2.0, id="float"),
+        pytest.param("2", id="str"),
+        pytest.param(None, id="none"),
+    ],
+)
+def test_check_count_refuses(value: object) -> None:
+    with pytest.raises(ValidationError, match=r"^max_workers=.* must be an integer >= 1$"):
+        check_count("max_workers", value, minimum=1)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(0.0, id="below"),
+        pytest.param(float("nan"), id="nan"),
+        pytest.param(True, id="bool"),
+        pytest.param("5", id="str"),
+    ],
+)
+def test_check_number_refuses(value: object) -> None:
+    with pytest.raises(ValidationError, match=r"^timeout=.* must be a number >= 0.001$"):
+        check_number("timeout", value, minimum=0.001)
+
+
+def test_checks_accept_their_minimum() -> None:
+    check_count("n", 0, minimum=0)
+    check_number("timeout", 0.001, minimum=0.001)
+    check_number("timeout", 5, minimum=0.001)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import io
 import threading
-import time
 from collections.abc import Callable
 
 from PIL import Image
 
 from mai_image_nb.studio import Studio
+from tests import waits
 
 DEADLINE_S = 20.0
 
@@ -18,14 +18,9 @@ def wait_idle(studio: Studio, timeout_s: float = DEADLINE_S) -> None:
     assert studio.wait_idle(timeout_s), f"the Studio did not become idle within {timeout_s} s"
 
 
-def wait_until(predicate: Callable[[], bool], what: str, timeout_s: float = DEADLINE_S) -> None:
-    """Poll `predicate` (a cheap read of widget state) until true, up to a deadline."""
-    deadline = time.monotonic() + timeout_s
-    wake = threading.Event()
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        wake.wait(0.005)
+def wait_until(predicate: Callable[[], object], what: str, timeout_s: float = DEADLINE_S) -> None:
+    """`tests.waits.wait_until` with this layer's deadline."""
+    waits.wait_until(predicate, what, timeout_s)
 
 
 def assert_no_studio_threads(timeout_s: float = DEADLINE_S) -> None:

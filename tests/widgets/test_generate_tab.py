@@ -47,9 +47,7 @@ def test_generate_shows_a_preview_and_the_history_grows(
     assert "$0.0627" in studio.header.value
 
 
-def test_preview_of_a_full_size_image_is_a_small_jpeg(
-    client: mai.Client, make_studio, tmp_path: Path
-) -> None:
+def test_preview_of_a_full_size_image_is_a_small_jpeg(make_studio, tmp_path: Path) -> None:
     with (
         OfflineServer(seed=1) as full_size,
         mai.Client(base_url=full_size.url, history=tmp_path / "full") as big_client,

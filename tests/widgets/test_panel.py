@@ -231,7 +231,7 @@ def test_job_runner_never_stays_busy() -> None:
     assert not runner.start(lambda cancel: None, lambda _r: None)
 
 
-def test_saved_widget_state_stays_small(client: mai.Client, make_studio, tmp_path: Path) -> None:
+def test_saved_widget_state_stays_small(make_studio, tmp_path: Path) -> None:
     """Ten images through the panel: the state a notebook would save stays far below 1 MB."""
     with (
         OfflineServer(seed=3) as full_size,
