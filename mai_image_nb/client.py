@@ -21,11 +21,9 @@ from . import retry, transport
 from .errors import (
     APIConnectionError,
     APIStatusError,
-    AuthenticationError,
     CancelledError,
     MaiImageError,
     ResponseError,
-    ValidationError,
 )
 from .generation import Generation, Usage
 from .params import (
@@ -37,6 +35,7 @@ from .params import (
     request_body,
     validate_params,
 )
+from .settings import DEFAULT_BASE_URL, open_history, resolve_connection
 from .spend import Reservation, SpendTracker
 
 if TYPE_CHECKING:
@@ -48,40 +47,9 @@ __all__ = ["DEFAULT_BASE_URL", "DEFAULT_USD_PER_IMAGE", "Client"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "https://api.aimlapi.com"
 DEFAULT_USD_PER_IMAGE = 0.0627  # the provider's example answer: usd_spent 0.0626835
 GENERATIONS_PATH = "/v1/images/generations"
 OFFLINE_SERVICE = "offline"
-
-
-class _Secret:
-    """Holds the key so that no repr, vars() or log line can show it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "<hidden>"
-
-
-def _normalise_base_url(base_url: str) -> str:
-    parts = urlsplit(base_url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValidationError("base_url", base_url, "an http:// or https:// URL")
-    if parts.username is not None or parts.password is not None:
-        # It would land in reprs, logs and the history; the key belongs in api_key.
-        raise ValidationError(
-            "base_url", "<a URL with credentials>", "a URL without user:password@ (use api_key)"
-        )
-    path = parts.path.rstrip("/")
-    if path.endswith("/v1"):
-        path = path[: -len("/v1")]
-    return f"{parts.scheme}://{parts.netloc}{path}"
 
 
 class Client:
@@ -114,19 +82,7 @@ class Client:
         check_number("timeout", timeout, minimum=0.001)
         check_count("max_retries", max_retries, minimum=0)
         check_count("max_workers", max_workers, minimum=1)
-        key = api_key if api_key is not None else os.environ.get("AIMLAPI_KEY") or None
-        explicit_url = base_url if base_url is not None else os.environ.get("AIMLAPI_BASE_URL")
-        url = _normalise_base_url(explicit_url or DEFAULT_BASE_URL)
-        custom_url = url != DEFAULT_BASE_URL
-        if offline is None:
-            # No key: the simulator, unless the user named another server (a class simulator).
-            offline = key is None and not custom_url
-        if not offline and key is None and not custom_url:
-            raise AuthenticationError(
-                "no API key: set the AIMLAPI_KEY environment variable, pass api_key=..., "
-                "or use offline=True for the bundled simulator",
-                status_code=None,
-            )
+        key, url, offline = resolve_connection(api_key, base_url, offline)
 
         self.model = model
         self.timeout = float(timeout)
@@ -160,9 +116,8 @@ class Client:
             self.service = urlsplit(url).netloc.lower()
             self._auth = transport.BearerAuth(key) if key is not None else None
             self._finalizer = weakref.finalize(self, lambda: None)
-        self._key = _Secret(key) if key is not None else None
 
-        self._history = _open_history(history)
+        self._history = open_history(history)
         self._owns_history = self._history is not None and self._history is not history
 
     # -- settings and state --------------------------------------------------------------
@@ -488,19 +443,3 @@ class Client:
         from .batch import run_many
 
         return run_many(self, prompts_or_dicts, **common)
-
-
-def _open_history(history: History | str | os.PathLike[str] | bool | None) -> History | None:
-    """The History a `history=` argument asks for (None: an in-memory cache only).
-
-    Imported here, not at the top: `import mai_image_nb` stays light (no sqlite3 until used).
-    """
-    if history is False:
-        return None
-    from .history import History
-
-    if isinstance(history, History):
-        return history
-    if history is None or history is True:
-        return History()
-    return History(history)
