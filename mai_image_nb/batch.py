@@ -68,7 +68,7 @@ def run_jobs(
             results[index] = hit
         else:
             pending.append(index)
-    client._spend.check(client.estimate(len(pending)))
+    client.check_budget(len(pending))
 
     cancel = cancel if cancel is not None else threading.Event()
     bar = _progress_bar(progress, total=len(jobs), description=description)
@@ -82,7 +82,7 @@ def run_jobs(
             params = jobs[index].params
             assert params is not None
             try:
-                result: Result = client._generate(params, cache=cache, cancel=cancel)
+                result: Result = client.generate_params(params, cache=cache, cancel=cancel)
             except MaiImageError as exc:
                 result = exc
             except Exception as exc:

@@ -134,7 +134,23 @@ class Client:
 
     @property
     def budget_usd(self) -> float | None:
+        """The cap on this client's spend (None: no cap); settable, for the next reservation."""
         return self._spend.budget_usd
+
+    @budget_usd.setter
+    def budget_usd(self, value: float | None) -> None:
+        self._spend.set_budget(value)
+
+    def check_budget(self, n: int = 1) -> None:
+        """Raise if `n` new images at the estimate would pass the budget (reserves nothing).
+
+        What a grid, a batch or the panel asks before it starts.
+
+        Raises:
+            ValidationError: `n` is not an integer >= 0.
+            BudgetExceededError: saying the budget, the spend and the estimate.
+        """
+        self._spend.check(self.estimate(n))
 
     def estimate(self, n: int = 1) -> float:
         """Expected USD cost of `n` new images: the last cost seen for this model and service.
@@ -152,10 +168,11 @@ class Client:
             self._last_usd_loaded = True
         return self._last_usd if self._last_usd is not None else DEFAULT_USD_PER_IMAGE
 
-    def _subscribe(self, listener: Callable[[Generation], None]) -> Callable[[], None]:
+    def on_generation(self, listener: Callable[[Generation], None]) -> Callable[[], None]:
         """Call `listener(generation)` after each new image is stored (from the worker thread).
 
-        For panels that show the history live; returns a function that unsubscribes.
+        For panels that show the history live, or to log every image. A failing listener
+        is logged and never costs the image. Returns a function that unsubscribes.
         """
         self._listeners.append(listener)
 
@@ -206,8 +223,12 @@ class Client:
         max_completion_tokens: int | None = None,
         sample: int = 0,
         cache: bool = True,
+        cancel: threading.Event | None = None,
     ) -> Generation:
         """Make one image (or return the stored one for the same parameters and `sample`).
+
+        `cancel`, once set, ends a back-off wait or a call not yet sent with
+        `CancelledError`; a request already on the wire finishes.
 
         Raises:
             ValidationError: a parameter is not allowed (nothing is sent).
@@ -215,6 +236,7 @@ class Client:
             AuthenticationError, RateLimitError, APIStatusError: the service refused.
             APIConnectionError, APITimeoutError: the service could not be reached.
             ResponseError: the answer held no usable image.
+            CancelledError: `cancel` was set before the request was sent.
         """
         params = validate_params(
             prompt,
@@ -225,7 +247,7 @@ class Client:
             sample=sample,
             model=self.model,
         )
-        return self._generate(params, cache=cache, cancel=None)
+        return self.generate_params(params, cache=cache, cancel=cancel)
 
     def cached(self, params: Params) -> Generation | None:
         """The stored generation for `params` on this client's service, without any request."""
@@ -237,9 +259,17 @@ class Client:
                 found = self._memory.get(key)
         return found.as_cached() if found is not None else None
 
-    def _generate(
-        self, params: Params, *, cache: bool, cancel: threading.Event | None
+    def generate_params(
+        self, params: Params, *, cache: bool = True, cancel: threading.Event | None = None
     ) -> Generation:
+        """`generate()` for parameters already validated: the one-image engine.
+
+        Batches, grids and the panel validate their forms once and call this.
+
+        Raises:
+            MaiImageError: as `generate()` does (all but ValidationError), or this
+                client is closed.
+        """
         if self._closed:
             raise MaiImageError("this Client is closed; make a new one")
         if cache:

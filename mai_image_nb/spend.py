@@ -19,15 +19,25 @@ class SpendTracker:
     """Thread-safe running total of reported cost, with reservations against a cap."""
 
     def __init__(self, budget_usd: float | None) -> None:
+        self._lock = threading.Lock()
+        self._spent_usd = 0.0
+        self._reserved_usd = 0.0
+        self.budget_usd: float | None = None
+        self.set_budget(budget_usd)
+
+    def set_budget(self, budget_usd: float | None) -> None:
+        """Change the cap; it applies from the next reservation on.
+
+        Raises:
+            ValidationError: not a number >= 0 (nor None).
+        """
         given: object = budget_usd  # checked at run time: notebooks pass anything
         if given is not None and (
             isinstance(given, bool) or not isinstance(given, (int, float)) or not given >= 0
         ):
             raise ValidationError("budget_usd", budget_usd, "a number >= 0, or None for no cap")
-        self.budget_usd = None if budget_usd is None else float(budget_usd)
-        self._lock = threading.Lock()
-        self._spent_usd = 0.0
-        self._reserved_usd = 0.0
+        with self._lock:
+            self.budget_usd = None if budget_usd is None else float(budget_usd)
 
     @property
     def spent_usd(self) -> float:
@@ -59,13 +69,19 @@ class SpendTracker:
             self._reserved_usd = max(0.0, self._reserved_usd - reservation_usd)
             self._spent_usd += usd_spent
 
-    def _check_locked(self, estimate_usd: float) -> None:
+    def _passes_locked(self, estimate_usd: float) -> bool:
         if self.budget_usd is None:
-            return
+            return False
         committed = self._spent_usd + self._reserved_usd
-        if committed + estimate_usd > self.budget_usd + _EPSILON_USD:
+        return committed + estimate_usd > self.budget_usd + _EPSILON_USD
+
+    def _check_locked(self, estimate_usd: float) -> None:
+        if self._passes_locked(estimate_usd):
+            assert self.budget_usd is not None
             raise BudgetExceededError(
-                budget_usd=self.budget_usd, spent_usd=committed, estimate_usd=estimate_usd
+                budget_usd=self.budget_usd,
+                spent_usd=self._spent_usd + self._reserved_usd,
+                estimate_usd=estimate_usd,
             )
 
 

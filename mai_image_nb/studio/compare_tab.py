@@ -15,7 +15,12 @@ import ipywidgets as w
 from mai_image_nb import display
 from mai_image_nb.client import Client
 from mai_image_nb.comparison import Cell, Comparison
-from mai_image_nb.errors import CancelledError, MaiImageError, ValidationError
+from mai_image_nb.errors import (
+    BudgetExceededError,
+    CancelledError,
+    MaiImageError,
+    ValidationError,
+)
 from mai_image_nb.generation import Generation
 from mai_image_nb.params import ASPECT_RATIOS, validate_params
 
@@ -193,8 +198,10 @@ class CompareTab(w.VBox):  # type: ignore[misc]
             return
         text = f"{new} new ≈ ${usd:.2f}, {cached} cached"
         budget = self.client.budget_usd
-        if budget is not None and self.client.spent_usd + usd > budget + 1e-9:
-            left = max(0.0, budget - self.client.spent_usd)
+        try:
+            self.client.check_budget(new)
+        except BudgetExceededError:
+            left = max(0.0, (budget or 0.0) - self.client.spent_usd)
             self.estimate_line.value = status_html(
                 "warn", f"{text} — would pass the budget (${left:.2f} left of ${budget:.2f})"
             )

@@ -291,7 +291,7 @@ class GenerateTab(w.VBox):  # type: ignore[misc]
     def _make(self, params: Params, cancel: threading.Event) -> tuple[Generation, bytes, float]:
         started = time.perf_counter()
         # The form is validated already; `cancel` (set by close()) also ends a back-off wait.
-        gen = self.client._generate(params, cache=True, cancel=cancel)
+        gen = self.client.generate_params(params, cache=True, cancel=cancel)
         call_s = time.perf_counter() - started
         return gen, display.preview_bytes(gen.image), call_s
 

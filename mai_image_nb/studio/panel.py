@@ -80,7 +80,7 @@ class Studio(w.VBox):  # type: ignore[misc]
         super().__init__([self.style_sheet, self.header, self.tabs])
         self.add_class("mai-studio")
         self._closed = False
-        self._unsubscribe = self.client._subscribe(self._on_generation)
+        self._unsubscribe = self.client.on_generation(self._on_generation)
 
     def _on_generation(self, _gen: Generation) -> None:
         """A new image was stored (by any panel or call on this client): runs on its thread."""

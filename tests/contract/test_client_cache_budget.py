@@ -163,6 +163,62 @@ def test_sixteen_threads_cannot_pass_the_budget(server: OfflineServer, k: int) -
     assert all(isinstance(o, (mai.Generation, errors.BudgetExceededError)) for o in outcomes)
 
 
+def test_check_budget_asks_without_reserving(server: OfflineServer) -> None:
+    with mai.Client(base_url=server.url, history=False, budget_usd=0.13) as c:
+        c.check_budget(2)  # two images at 0.0627 fit in 0.13
+        with pytest.raises(errors.BudgetExceededError):
+            c.check_budget(3)
+        c.check_budget(2)  # asking reserved nothing
+        with pytest.raises(errors.ValidationError, match="n="):
+            c.check_budget(-1)
+    assert server.post_count == 0
+
+
+def test_budget_can_change_on_a_live_client(server: OfflineServer) -> None:
+    with mai.Client(base_url=server.url, history=False, budget_usd=0.07) as c:
+        c.generate("one")
+        with pytest.raises(errors.BudgetExceededError):
+            c.generate("two")
+        c.budget_usd = 0.2
+        assert c.budget_usd == pytest.approx(0.2)
+        c.generate("two")
+        c.budget_usd = None
+        c.check_budget(1000)
+        for bad in (-1, "1", True, float("nan")):
+            with pytest.raises(errors.ValidationError, match="budget_usd"):
+                c.budget_usd = bad  # type: ignore[assignment]
+        assert c.budget_usd is None  # a refused value leaves the cap as it was
+    assert server.post_count == 2
+
+
+def test_on_generation_sees_each_new_image_until_unsubscribed(server: OfflineServer) -> None:
+    seen: list[str] = []
+    with mai.Client(base_url=server.url, history=False) as c:
+
+        def broken(_gen: mai.Generation) -> None:
+            raise RuntimeError("a listener that fails")
+
+        c.on_generation(broken)  # logged, never costs the image
+        unsubscribe = c.on_generation(lambda g: seen.append(g.prompt))
+        first = c.generate("one")
+        c.generate("one")  # cached: nothing new was stored
+        unsubscribe()
+        c.generate("two")
+    assert seen == [first.prompt]
+    assert server.post_count == 2
+
+
+def test_generate_with_a_set_cancel_sends_nothing(server: OfflineServer) -> None:
+    cancel = threading.Event()
+    cancel.set()
+    with mai.Client(base_url=server.url, history=False) as c:
+        with pytest.raises(errors.CancelledError):
+            c.generate("a cat", cancel=cancel)
+        c.generate("a cat")
+        assert c.generate("a cat", cancel=cancel).cached  # a cached answer costs no request
+    assert server.post_count == 1
+
+
 def test_estimate_uses_the_last_observed_cost(tmp_path: Path) -> None:
     with OfflineServer(usd_per_image=0.04, image_scale=0.125) as srv:
         with mai.Client(base_url=srv.url, history=tmp_path / "h") as c:

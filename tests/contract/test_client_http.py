@@ -270,13 +270,12 @@ def test_backoff_wait_can_be_cancelled(server: OfflineServer) -> None:
     cancel = threading.Event()
     with mai.Client(base_url=server.url, history=False) as c:
         server.script(Fault.status(429, retry_after="60"))
-        from mai_image_nb.params import validate_params
 
         result: list[BaseException] = []
 
         def run() -> None:
             try:
-                c._generate(validate_params("a cat"), cache=False, cancel=cancel)
+                c.generate("a cat", cache=False, cancel=cancel)
             except BaseException as exc:
                 result.append(exc)
 

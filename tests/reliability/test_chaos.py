@@ -111,7 +111,7 @@ def run_soak(
             max_workers=SOAK_WORKERS,
         )
         try:
-            generate = client._generate
+            generate = client.generate_params
 
             def timed_generate(*args: object, **kwargs: object) -> mai.Generation:
                 began = time.perf_counter()
@@ -121,7 +121,7 @@ def run_soak(
                     with timing_lock:
                         stats.item_s.append(time.perf_counter() - began)
 
-            client._generate = timed_generate  # type: ignore[method-assign]
+            client.generate_params = timed_generate  # type: ignore[method-assign]
 
             def batch(index: int) -> None:
                 began = time.perf_counter()
@@ -243,7 +243,7 @@ def test_a_call_still_finishing_is_not_counted_twice_against_the_budget(
             go_on.wait(DEADLINE_S)
 
     with mai.Client(base_url=server.url, history=False, budget_usd=2 * usd) as client:
-        client._subscribe(hold_the_first)
+        client.on_generation(hold_the_first)
         first = threading.Thread(target=client.generate, args=("the first",), daemon=True)
         first.start()
         try:

@@ -118,7 +118,7 @@ def test_image_sizes_follow_the_ratio(ratio: str) -> None:
 
 
 def test_generate_fields_are_the_image_keywords_of_generate() -> None:
-    keywords = set(inspect.signature(Client.generate).parameters) - {"self", "cache"}
+    keywords = set(inspect.signature(Client.generate).parameters) - {"self", "cache", "cancel"}
     assert keywords == GENERATE_FIELDS
 
 
