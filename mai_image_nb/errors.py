@@ -9,6 +9,7 @@
     │   └── APITimeoutError                 ... by timing out
     ├── ResponseError                       a 2xx answer without a usable image
     ├── BudgetExceededError                 the call would pass budget_usd
+    │   └── ServerBudgetError               ... HTTP 402: a budget the server keeps
     └── CancelledError                      skipped because the run was cancelled
 
 Errors hold plain data only (never a `requests` object, which carries the
@@ -131,6 +132,28 @@ class BudgetExceededError(MaiImageError):
         self.budget_usd = budget_usd
         self.spent_usd = spent_usd
         self.estimate_usd = estimate_usd
+
+
+class ServerBudgetError(BudgetExceededError, APIStatusError):
+    """HTTP 402: a budget the server keeps (a class gateway's per-student budget, a spend
+    limit) is used up. Carries the server's message and status; never retried.
+
+    The numbers are the server's to say (they are in its message): `budget_usd`,
+    `spent_usd` and `estimate_usd` are NaN here.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None,
+        request_id: str | None = None,
+        kind: str | None = None,
+    ) -> None:
+        APIStatusError.__init__(
+            self, message, status_code=status_code, request_id=request_id, kind=kind
+        )
+        self.budget_usd = self.spent_usd = self.estimate_usd = float("nan")
 
 
 class CancelledError(MaiImageError):

@@ -28,6 +28,7 @@ from .errors import (
     AuthenticationError,
     RateLimitError,
     ResponseError,
+    ServerBudgetError,
 )
 from .generation import Usage
 
@@ -58,6 +59,7 @@ _FORMATS = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp"}
 # One table from status code to error class; anything else is a plain APIStatusError.
 STATUS_ERRORS: dict[int, type[APIStatusError]] = {
     401: AuthenticationError,
+    402: ServerBudgetError,
     403: AuthenticationError,
     429: RateLimitError,
 }

@@ -1,0 +1,144 @@
+"""The class gallery: images the gateway passed on, kept in the folder, and their previews.
+
+Saving happens on one background thread so a student's answer never waits for it: the
+answer's base64 image is decoded, or its URL fetched (without the key), checked, and
+written as `gallery/<request id>.<format>`; the ledger row then names the file.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import logging
+import queue
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PIL import Image
+
+from mai_image_nb import transport
+from mai_image_nb.errors import MaiImageError
+
+if TYPE_CHECKING:
+    from .ledger import Ledger
+    from .upstream import Upstream
+
+__all__ = ["GALLERY_DIR", "PREVIEW_PX", "Gallery"]
+
+log = logging.getLogger("mai_image_nb.classroom")
+
+GALLERY_DIR = "gallery"
+PREVIEW_PX = 256
+QUEUE_MAX = 256  # answers waiting to be saved; beyond this the gallery skips one (logged)
+PREVIEW_CACHE = 64
+_STOP = object()
+
+
+class Gallery:
+    """Saves answered images in the background and serves small previews of them."""
+
+    def __init__(self, folder: Path, ledger: Ledger, upstream: Upstream) -> None:
+        self.folder = folder / GALLERY_DIR
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._ledger = ledger
+        self._upstream = upstream
+        self._jobs: queue.Queue[object] = queue.Queue(QUEUE_MAX)
+        self._previews: OrderedDict[str, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="classroom-gallery", daemon=True)
+        self._thread.start()
+
+    def keep(self, row_id: int, answer: bytes) -> None:
+        """Queue the image of a 2xx answer for saving (never blocks the student's answer)."""
+        try:
+            self._jobs.put_nowait((row_id, answer))
+        except queue.Full:
+            log.warning("gallery: too many images waiting; request %d's is not kept", row_id)
+
+    def close(self, timeout_s: float = 10.0) -> bool:
+        """Save what is queued, then stop; True when the thread ended in time."""
+        self._jobs.put(_STOP)
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    def wait_idle(self) -> None:
+        """Block until every queued image is saved (tests and benchmarks)."""
+        self._jobs.join()
+
+    def preview(self, image_file: str) -> bytes | None:
+        """A PNG at most PREVIEW_PX on its longer side, or None when the file is gone."""
+        with self._lock:
+            cached = self._previews.get(image_file)
+        if cached is not None:
+            return cached
+        path = self.folder / Path(image_file).name
+        try:
+            with Image.open(path) as image:
+                image.thumbnail((PREVIEW_PX, PREVIEW_PX))
+                out = io.BytesIO()
+                image.convert("RGB").save(out, format="PNG")
+        except (OSError, ValueError, Image.DecompressionBombError):
+            return None
+        data = out.getvalue()
+        with self._lock:
+            self._previews[image_file] = data
+            while len(self._previews) > PREVIEW_CACHE:
+                self._previews.popitem(last=False)
+        return data
+
+    def _run(self) -> None:
+        while True:
+            job: Any = self._jobs.get()
+            try:
+                if job is _STOP:
+                    return
+                row_id, answer = job
+                self._save(row_id, answer)
+            except Exception:  # the gallery must outlive one bad image
+                log.warning("gallery: an image could not be kept", exc_info=True)
+            finally:
+                self._jobs.task_done()
+
+    def _save(self, row_id: int, answer: bytes) -> None:
+        data = self._image_bytes(answer)
+        if data is None:
+            return
+        try:
+            image_format, _, _ = transport.inspect_image(data)
+        except MaiImageError as exc:
+            log.info("gallery: request %d's image is not kept: %s", row_id, exc)
+            return
+        name = f"{row_id}.{'jpg' if image_format == 'jpeg' else image_format}"
+        path = self.folder / name
+        _write_bytes(path, data)
+        self._ledger.set_image(row_id, name)
+
+    def _image_bytes(self, answer: bytes) -> bytes | None:
+        try:
+            first = json.loads(answer)["data"][0]
+        except (ValueError, KeyError, IndexError, TypeError):
+            return None
+        if not isinstance(first, dict):
+            return None
+        b64, url = first.get("b64_json"), first.get("url")
+        if isinstance(b64, str) and b64:
+            try:
+                return base64.b64decode(b64, validate=True)
+            except (binascii.Error, ValueError):
+                return None
+        if isinstance(url, str) and url.startswith(("http://", "https://")):
+            try:
+                return self._upstream.download(url)
+            except MaiImageError as exc:
+                log.info("gallery: image download failed: %s", exc)
+        return None
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)

@@ -1,0 +1,178 @@
+"""`Gateway`: the running server over one class folder (ledger, queue, upstream, gallery).
+
+It owns the HTTP server and its connection threads (tracked, so `close()` can finish
+or release what is in flight, hang up idle connections and join every thread).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import sys
+import threading
+import time
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from .gallery import Gallery
+from .ledger import Ledger, hash_token, to_micro
+from .queue import FairQueue
+from .roster import Roster
+from .upstream import Upstream
+
+__all__ = ["CLOSE_GRACE_S", "Gateway"]
+
+log = logging.getLogger("mai_image_nb.classroom")
+
+CLOSE_GRACE_S = 30.0  # how long close() lets requests already upstream finish
+_CLIENT_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
+PRICE_KEY = "usd_per_image_micro"
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, gateway: Gateway, address: tuple[str, int]) -> None:
+        from .handler import Handler
+
+        self.gateway = gateway
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        super().__init__(address, Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        thread = threading.Thread(
+            target=self._process, args=(request, client_address), daemon=True,
+            name="classroom-conn",
+        )  # fmt: skip
+        self.gateway.connection_opened(request, thread)
+        thread.start()
+
+    def _process(self, request: Any, client_address: Any) -> None:
+        try:
+            self.process_request_thread(request, client_address)
+        finally:
+            self.gateway.connection_closed(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, _CLIENT_GONE) or exc is None:
+            log.debug("a client went away: %r", type(exc).__name__)
+        else:
+            log.error("classroom gateway: a handler failed: %r", exc, exc_info=exc)
+
+
+class Gateway:
+    """The HTTP server over a class folder. `Classroom` builds one; tests may too."""
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        ledger: Ledger,
+        roster: Roster,
+        upstream: Upstream,
+        admin_token: str,
+        default_price_usd: float,
+        default_budget_usd: float,
+        max_inflight: int,
+        per_student: int,
+        host: str,
+        port: int,
+    ) -> None:
+        self.folder = folder
+        self.ledger = ledger
+        self.upstream = upstream
+        self.queue = FairQueue(max_inflight=max_inflight, per_student=per_student)
+        self.gallery = Gallery(folder, ledger, upstream)
+        self.admin_hash = hash_token(admin_token)
+        stored = ledger.meta(PRICE_KEY)
+        self._price_micro = int(stored) if stored and stored.isdigit() else to_micro(
+            default_price_usd)  # fmt: skip
+        self.roster = roster
+        self.default_budget_micro = to_micro(default_budget_usd)
+        self._lock = threading.Lock()
+        self._live: dict[Any, threading.Thread] = {}
+        self._busy = 0
+        self._idle = threading.Condition(self._lock)
+        self._closed = False
+        self._httpd = _Server(self, (host, port))
+        self.host, self.port = host, self._httpd.server_address[1]
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+            name=f"classroom-gateway-{self.port}", daemon=True,
+        )  # fmt: skip
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def estimate_micro(self) -> int:
+        """What the next image is expected to cost: the last reported price, else the default."""
+        with self._lock:
+            return self._price_micro
+
+    def note_price(self, micro: int) -> None:
+        with self._lock:
+            changed, self._price_micro = micro != self._price_micro, micro
+        if changed:
+            self.ledger.set_meta(PRICE_KEY, str(micro))
+
+    # -- connections --------------------------------------------------------------------------
+
+    def connection_opened(self, sock: Any, thread: threading.Thread) -> None:
+        with self._lock:
+            self._live[sock] = thread
+
+    def connection_closed(self, sock: Any) -> None:
+        with self._lock:
+            self._live.pop(sock, None)
+
+    @contextlib.contextmanager
+    def busy(self) -> Any:
+        """Counts a request being answered, so close() can wait for it."""
+        with self._lock:
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._busy -= 1
+                self._idle.notify_all()
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def close(self, grace_s: float = CLOSE_GRACE_S) -> None:
+        """Stop accepting, release what waits, let what is upstream finish, join every thread."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._httpd.shutdown()
+        self._thread.join()
+        self._httpd.server_close()
+        self.queue.close()  # waiting requests answer 503 and give their holds back
+        deadline = time.monotonic() + grace_s
+        with self._lock:
+            while self._busy and (left := deadline - time.monotonic()) > 0:
+                self._idle.wait(left)
+            live = list(self._live.items())
+        for sock, _ in live:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        for _, thread in live:
+            thread.join(max(0.1, deadline - time.monotonic()))
+        self.gallery.close()
+        self.upstream.close()
+        self.ledger.close()
+        log.info("classroom gateway on port %s stopped", self.port)
+
+    def threads_alive(self) -> int:
+        """Connection threads still running (0 after a clean close)."""
+        with self._lock:
+            live = list(self._live.values())
+        return sum(thread.is_alive() for thread in live) + self._thread.is_alive()
