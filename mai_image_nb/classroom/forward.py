@@ -121,10 +121,14 @@ def _send(gateway: Gateway, hold: Hold, fields: dict[str, Any]) -> Answer:
             except QueueClosedError:
                 return error_answer(503, "The class gateway is stopping; try again soon",
                                     "err_unavailable")  # fmt: skip
+            again = False
             try:
                 if hold.row_id is None:
                     gateway.ledger.mark_sent(hold, fields)
                 reply = gateway.upstream.post(fields)
+                if reply.status == 429 and round_number + 1 < MAX_GATE_ROUNDS:
+                    # Close the gate before this slot is given back, so nobody slips through.
+                    again = _pause_for_429(gateway, reply.headers, round_number)
             except APITimeoutError:
                 _finish(gateway, hold, 504, None)
                 return error_answer(504, "The image service did not answer in time",
@@ -141,15 +145,9 @@ def _send(gateway: Gateway, hold: Hold, fields: dict[str, Any]) -> Answer:
                                     "err_bad_gateway")  # fmt: skip
             finally:
                 gateway.queue.release(ticket)
-            if reply.status == 429 and round_number + 1 < MAX_GATE_ROUNDS:
-                delay_s = retry.parse_retry_after(reply.headers, now_wall=time.time())
-                if delay_s is None or delay_s <= retry.RETRY_AFTER_MAX_S:
-                    gateway.queue.pause_for(
-                        delay_s if delay_s is not None else retry.backoff_delay(round_number)
-                    )
-                    continue  # wait in the queue with everyone else, then go again
-            cost = _reported_micro(reply.body) if reply.status < 300 else _reported_or_none(
-                reply.body)  # fmt: skip
+            if again:
+                continue  # wait in the queue with everyone else, then go again
+            cost = _reported_micro(reply.body)
             if 200 <= reply.status < 300:
                 if cost is None:
                     cost = hold.estimate_micro  # paid for, as far as anyone can tell
@@ -166,13 +164,18 @@ def _send(gateway: Gateway, hold: Hold, fields: dict[str, Any]) -> Answer:
         gateway.ledger.drop(hold)  # a no-op once sent
 
 
+def _pause_for_429(gateway: Gateway, headers: Any, round_number: int) -> bool:
+    """Close the class's gate for as long as the service asked; False if that is too long."""
+    delay_s = retry.parse_retry_after(headers, now_wall=time.time())
+    if delay_s is not None and delay_s > retry.RETRY_AFTER_MAX_S:
+        return False
+    gateway.queue.pause_for(delay_s if delay_s is not None else retry.backoff_delay(round_number))
+    return True
+
+
 def _finish(gateway: Gateway, hold: Hold, status: int, cost_micro: int | None) -> None:
     if hold.row_id is not None:
         gateway.ledger.finish(hold, http_status=status, cost_micro=cost_micro)
-
-
-def _reported_or_none(body: bytes) -> int | None:
-    return _reported_micro(body)
 
 
 def _reported_micro(body: bytes) -> int | None:

@@ -53,13 +53,13 @@ class Roster:
                 self.ledger.add_student(name, token, budget_micro)
         return new
 
-    def add_one(self, name: str, budget_micro: int) -> str:
+    def add_one(self, name: object, budget_micro: int) -> str:
         """Add one new student; their token.
 
         Raises:
             LedgerError: the name is taken or not allowed.
         """
-        made = self.add([name], budget_micro)
+        made = self.add([check_name(name)], budget_micro)
         if not made:
             raise LedgerError(f"there is already a student called {check_name(name)!r}")
         return next(iter(made.values()))

@@ -28,11 +28,13 @@ log = logging.getLogger("mai_image_nb.classroom")
 
 CLOSE_GRACE_S = 30.0  # how long close() lets requests already upstream finish
 _CLIENT_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
+LISTEN_BACKLOG = 1024  # a class connecting at once must not meet a full accept queue (default 5)
 PRICE_KEY = "usd_per_image_micro"
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
 
     def __init__(self, gateway: Gateway, address: tuple[str, int]) -> None:
         from .handler import Handler
