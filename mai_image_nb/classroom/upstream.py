@@ -61,7 +61,10 @@ class Upstream:
             )
         finally:
             self._free.put(session)
-        return transport.Reply(reply.status, reply.headers, scrub(reply.body, self._secret))
+        headers = requests.structures.CaseInsensitiveDict(
+            {k: self.scrub_text(v) for k, v in reply.headers.items()}
+        )
+        return transport.Reply(reply.status, headers, scrub(reply.body, self._secret))
 
     def scrub_text(self, text: str) -> str:
         return scrub(text.encode("utf-8"), self._secret).decode("utf-8", "replace")

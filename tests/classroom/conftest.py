@@ -4,6 +4,7 @@ a gateway over it in a temporary folder, and plain HTTP helpers for students."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,13 @@ def folder(tmp_path: Path) -> Path:
 def room(upstream: OfflineServer, folder: Path) -> Iterator[Classroom]:
     with Classroom(folder, upstream=upstream.url, api_key=TEACHER_KEY, budget_usd=1.0) as r:
         yield r
-        assert r.gateway.threads_alive() >= 0
+    assert_no_gateway_threads()
+
+
+def assert_no_gateway_threads() -> None:
+    """Every thread a closed gateway started (server, connections, gallery) has ended."""
+    left = [t.name for t in threading.enumerate() if t.name.startswith("classroom-")]
+    assert not left, f"threads outlived the gateway: {left}"
 
 
 def post(url: str, token: str | None, body: Any = None, *, raw: bytes | None = None,

@@ -1,0 +1,142 @@
+"""Security canaries: the teacher's key is in no answer, header, log record or file of the folder;
+student tokens are in no file but tokens.csv (mode 0600); the upstream never sees a student's
+token or headers. A tiny fake upstream checks the key and records what it was sent."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import stat
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mai_image_nb.classroom import Classroom
+from mai_image_nb.offline import render_png
+
+from .conftest import TEACHER_KEY, admin_post, get, post
+
+PNG = render_png("a canary", "1:1", 0, variation=0, scale=0.0625)
+
+
+class _FakeUpstream(BaseHTTPRequestHandler):
+    """Answers like the provider when the teacher's key is sent; echoes the key when asked."""
+
+    protocol_version = "HTTP/1.1"
+    seen: list[tuple[dict[str, str], bytes]]
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.server.seen.append(({k.lower(): v for k, v in self.headers.items()}, body))  # type: ignore[attr-defined]
+        auth = self.headers.get("Authorization", "")
+        prompt = json.loads(body).get("prompt", "")
+        if auth != f"Bearer {TEACHER_KEY}":
+            self._answer(401, {"message": "bad key"}, {})
+        elif prompt == "echo":  # a hostile or buggy service repeating the key back
+            self._answer(500, {"message": f"you sent {auth}"}, {"x-echo": auth})
+        else:
+            self._answer(200, {
+                "data": [{"b64_json": base64.b64encode(PNG).decode()}],
+                "meta": {"usage": {"credits_used": 1, "usd_spent": 0.05}},
+                "echo": auth,
+            }, {"x-request-id": auth})  # fmt: skip
+
+    def _answer(self, code: int, payload: dict[str, Any], headers: dict[str, str]) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture
+def fake() -> Iterator[ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeUpstream)
+    server.seen = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    yield server
+    server.shutdown()
+    thread.join(10)
+    assert not thread.is_alive()
+    server.server_close()
+
+
+def test_keys_and_tokens_stay_where_they_belong(
+    fake: ThreadingHTTPServer, folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    url = f"http://127.0.0.1:{fake.server_address[1]}"
+    answers: list[tuple[int, str, str]] = []
+    with Classroom(folder, upstream=url, api_key=TEACHER_KEY, budget_usd=1) as room:
+        tokens = room.add_students(["ada", "bob"])
+        admin = room.admin_token
+        for prompt in ("a fox", "echo", "a cat"):
+            r = post(room.url, tokens["ada"], {"prompt": prompt},
+                     raw=None)  # fmt: skip
+            answers.append((r.status_code, str(r.headers), r.text))
+        for path in ("/classroom/me", "/classroom/students", "/classroom/gallery"):
+            for token in (tokens["bob"], admin):
+                r = get(room.url, path, token)
+                answers.append((r.status_code, str(r.headers), r.text))
+        r = admin_post(room.url, "/classroom/students", admin, {"name": "cy"})
+        answers.append((r.status_code, str(r.headers), r.text))
+        tokens["cy"] = r.json()["token"]
+        room.gateway.gallery.wait_idle()
+        assert repr(room).find(TEACHER_KEY) == -1
+    assert [a[0] for a in answers[:3]] == [200, 500, 200]
+    assert "<hidden>" in answers[1][2]
+    assert "x-request-id': 'Bearer <hidden>" in answers[0][1]  # headers passed on are scrubbed
+    # The key: never in an answer, a header, a log record, or a file of the folder.
+    for code, headers, text in answers:
+        assert TEACHER_KEY not in headers and TEACHER_KEY not in text, code
+    for record in caplog.records:
+        assert TEACHER_KEY not in record.getMessage()
+        assert not any(t in record.getMessage() for t in tokens.values())
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".png" for p in files)  # the gallery kept the image
+    for file in files:
+        data = file.read_bytes()
+        assert TEACHER_KEY.encode() not in data, file
+        for token in [*tokens.values()]:
+            assert (token.encode() in data) == (file.name == "tokens.csv"), file
+    for secret in ("tokens.csv", "admin-token"):
+        assert stat.S_IMODE((folder / secret).stat().st_mode) == 0o600
+    lines = (folder / "tokens.csv").read_text().splitlines()
+    assert lines[0] == "name,token" and len(lines) == 4
+    # The upstream saw the teacher's key only, and nothing of the students'.
+    assert len(fake.seen) == 3  # type: ignore[attr-defined]
+    for headers, body in fake.seen:  # type: ignore[attr-defined]
+        assert headers["authorization"] == f"Bearer {TEACHER_KEY}"
+        blob = json.dumps(headers) + body.decode()
+        assert not any(t in blob for t in tokens.values())
+        assert set(json.loads(body)) <= {"model", "prompt", "aspect_ratio", "temperature",
+                                         "max_tokens", "max_completion_tokens"}  # fmt: skip
+        assert "x-student" not in headers
+
+
+def test_student_headers_are_not_forwarded(fake: ThreadingHTTPServer, folder: Path) -> None:
+    import requests
+
+    url = f"http://127.0.0.1:{fake.server_address[1]}"
+    with Classroom(folder, upstream=url, api_key=TEACHER_KEY) as room:
+        token = room.add_students(["ada"])["ada"]
+        with requests.Session() as s:
+            r = s.post(room.url + "/v1/images/generations",
+                       json={"model": "microsoft/mai-image-2.5", "prompt": "a fox"},
+                       headers={"Authorization": f"Bearer {token}", "X-Student": "secret-note",
+                                "Cookie": "session=abc"}, timeout=30)  # fmt: skip
+        assert r.status_code == 200
+    ((headers, _),) = fake.seen  # type: ignore[attr-defined]
+    assert "x-student" not in headers and "cookie" not in headers
