@@ -123,9 +123,9 @@ def _send(gateway: Gateway, hold: Hold, fields: dict[str, Any]) -> Answer:
                                     "err_unavailable")  # fmt: skip
             again = False
             try:
-                if hold.row_id is None:
-                    gateway.ledger.mark_sent(hold, fields)
-                reply = gateway.upstream.post(fields)
+                reply = gateway.upstream.post(
+                    fields, before_send=lambda: _mark_sent(gateway, hold, fields)
+                )
                 if reply.status == 429 and round_number + 1 < MAX_GATE_ROUNDS:
                     # Close the gate before this slot is given back, so nobody slips through.
                     again = _pause_for_429(gateway, reply.headers, round_number)
@@ -162,6 +162,12 @@ def _send(gateway: Gateway, hold: Hold, fields: dict[str, Any]) -> Answer:
         raise AssertionError("unreachable: the last round always answers")
     finally:
         gateway.ledger.drop(hold)  # a no-op once sent
+
+
+def _mark_sent(gateway: Gateway, hold: Hold, fields: dict[str, Any]) -> None:
+    """Commit the request as sent (its estimate reserved durably), once, right before it is."""
+    if hold.row_id is None:
+        gateway.ledger.mark_sent(hold, fields)
 
 
 def _pause_for_429(gateway: Gateway, headers: Any, round_number: int) -> bool:

@@ -1,25 +1,36 @@
 """The gateway's side of the provider: POST with the teacher's key, nothing of the student's.
 
-A fixed set of `requests` sessions (one per upstream slot) carries the key; the body sent is
-rebuilt from the validated fields, and no header of the student's is passed on. Whatever
-comes back is scrubbed of the key before a student can see it.
+Plain `http.client` connections, kept alive in a pool: the connection is opened *before* the
+ledger marks a request as sent (`before_send`), and the request leaves in one write right
+after, so a crash between "marked sent" and "sent" has a window of microseconds, not the
+milliseconds a full HTTP library spends preparing a request. The body sent is rebuilt from
+the validated fields; no header of the student's is passed on; whatever comes back is
+scrubbed of the key before a student can see it. (No proxy support: the gateway connects
+to the upstream directly.)
 """
 
 from __future__ import annotations
 
+import http.client
+import json
 import queue
+import ssl
 import threading
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
 from mai_image_nb import transport
-from mai_image_nb.errors import MaiImageError
+from mai_image_nb.errors import APIConnectionError, APITimeoutError, MaiImageError, ResponseError
 
 __all__ = ["UPSTREAM_TIMEOUT_S", "Upstream", "scrub"]
 
 UPSTREAM_TIMEOUT_S = 180.0  # the provider may take a while to draw; the student's client waits
+POOL_MAX = 256  # idle keep-alive connections kept
 HIDDEN = b"<hidden>"
+_CHUNK = 64 * 1024
 
 
 def scrub(data: bytes, secret: bytes) -> bytes:
@@ -34,37 +45,135 @@ class Upstream:
         self, base_url: str, api_key: str | None, *, timeout_s: float = UPSTREAM_TIMEOUT_S
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"upstream {base_url!r} is not an http(s) URL")
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname
+        self._port = parts.port or (443 if self._https else 80)
+        self._path = parts.path.rstrip("/") + "/v1/images/generations"
+        self._host_header = parts.netloc.rpartition("@")[2]
         self.timeout_s = timeout_s
-        self._auth = transport.BearerAuth(api_key) if api_key else None
+        self._authorization = f"Bearer {api_key}" if api_key else None
         self._secret = (api_key or "").encode("utf-8")
-        self._free: queue.LifoQueue[requests.Session] = queue.LifoQueue()
+        self._ssl = ssl.create_default_context() if self._https else None
+        self._idle: queue.LifoQueue[http.client.HTTPConnection] = queue.LifoQueue(POOL_MAX)
         self._lock = threading.Lock()
-        self._all: list[requests.Session] = []
         self._closed = False
         self._downloads = transport.SessionPool()  # never carries the key
 
-    def post(self, body: dict[str, Any]) -> transport.Reply:
+    def post(
+        self, body: dict[str, Any], *, before_send: Callable[[], None] | None = None
+    ) -> transport.Reply:
         """POST once; the answer with the key scrubbed from its body and headers.
+
+        `before_send` runs once the connection is open, just before the request is written.
 
         Raises:
             APIConnectionError / APITimeoutError: the service could not be reached in time.
             ResponseError: a 2xx answer over the size cap.
         """
-        session = self._session()
+        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        headers = {"Content-Type": "application/json", "Accept": "application/json",
+                   "User-Agent": transport.USER_AGENT, "Host": self._host_header}  # fmt: skip
+        if self._authorization:
+            headers["Authorization"] = self._authorization
+        conn, reused = self._connection()
+        if before_send is not None:
+            try:
+                before_send()
+            except BaseException:
+                self._give_back(conn)
+                raise
         try:
-            reply = transport.post_json(
-                session,
-                self.base_url + "/v1/images/generations",
-                body,
-                auth=self._auth,
-                timeout_s=self.timeout_s,
-            )
-        finally:
-            self._free.put(session)
-        headers = requests.structures.CaseInsensitiveDict(
-            {k: self.scrub_text(v) for k, v in reply.headers.items()}
+            try:
+                status, reply_headers, answer = self._exchange(conn, data, headers)
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                if not reused:
+                    raise
+                conn.close()  # a kept-alive connection the service had closed: once more, fresh
+                conn, _ = self._connection(fresh=True)
+                status, reply_headers, answer = self._exchange(conn, data, headers)
+        except TimeoutError as exc:
+            conn.close()
+            raise APITimeoutError(f"timed out after {self.timeout_s:g} s: {exc}") from None
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            raise APIConnectionError(f"connection failed: {type(exc).__name__}") from None
+        except ResponseError:
+            conn.close()
+            raise
+        scrubbed = requests.structures.CaseInsensitiveDict(
+            {k: self.scrub_text(v) for k, v in reply_headers.items()}
         )
-        return transport.Reply(reply.status, headers, scrub(reply.body, self._secret))
+        return transport.Reply(status, scrubbed, scrub(answer, self._secret))
+
+    def _exchange(
+        self, conn: http.client.HTTPConnection, data: bytes, headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], bytes]:
+        if conn.sock is not None:
+            conn.sock.settimeout(self.timeout_s)  # the setting now, not when it was opened
+        conn.request("POST", self._path, body=data, headers=headers)
+        response = conn.getresponse()
+        limit = transport.MAX_ANSWER_BYTES if response.status < 300 else 64 * 1024
+        declared = response.getheader("content-length", "")
+        if response.status < 300 and declared.isdigit() and int(declared) > limit:
+            raise ResponseError(f"the answer is {int(declared):,} bytes; the cap is {limit:,}")
+        chunks, size = [], 0
+        while chunk := response.read(_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                if response.status < 300:
+                    raise ResponseError(f"the answer is over the cap of {limit:,} bytes")
+                chunks.append(chunk[: limit - (size - len(chunk))])
+                conn.close()
+                break
+            chunks.append(chunk)
+        reply_headers = {k.lower(): v for k, v in response.getheaders()}
+        if response.will_close or size > limit:
+            conn.close()
+        else:
+            self._give_back(conn)
+        return response.status, reply_headers, b"".join(chunks)
+
+    def _connection(self, *, fresh: bool = False) -> tuple[http.client.HTTPConnection, bool]:
+        """An open connection: an idle kept-alive one (reused=True), else a new one."""
+        if not fresh:
+            try:
+                return self._idle.get_nowait(), True
+            except queue.Empty:
+                pass
+        with self._lock:
+            if self._closed:
+                raise APIConnectionError("the gateway is closed")
+        conn: http.client.HTTPConnection
+        if self._ssl is not None:
+            conn = http.client.HTTPSConnection(self._host, self._port, timeout=self.timeout_s,
+                                               context=self._ssl)  # fmt: skip
+        else:
+            conn = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout_s)
+        try:
+            conn.connect()
+        except TimeoutError:
+            conn.close()
+            raise APITimeoutError(f"connecting to {self._host} timed out") from None
+        except OSError as exc:
+            conn.close()
+            raise APIConnectionError(
+                f"cannot connect to {self._host}:{self._port}: {exc.strerror or exc}"
+            ) from None
+        return conn, False
+
+    def _give_back(self, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            closed = self._closed
+        if closed:
+            conn.close()
+            return
+        try:
+            self._idle.put_nowait(conn)
+        except queue.Full:
+            conn.close()
 
     def scrub_text(self, text: str) -> str:
         return scrub(text.encode("utf-8"), self._secret).decode("utf-8", "replace")
@@ -80,26 +189,12 @@ class Upstream:
             raise MaiImageError(f"the image URL answered HTTP {reply.status}")
         return reply.body
 
-    def _session(self) -> requests.Session:
-        try:
-            return self._free.get_nowait()
-        except queue.Empty:
-            pass
-        session = requests.Session()
-        session.headers["User-Agent"] = transport.USER_AGENT
-        with self._lock:
-            if self._closed:
-                session.close()
-                raise MaiImageError("the gateway is closed")
-            self._all.append(session)
-        return session
-
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            sessions, self._all = self._all, []
-        for session in sessions:
-            for adapter in session.adapters.values():
-                adapter.close()
-            session.close()
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                break
         self._downloads.close()

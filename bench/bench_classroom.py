@@ -1,0 +1,185 @@
+"""The classroom gateway: overhead per request, a whole class against the ideal, kill -9 cycles.
+
+The simulator and the gateway run as separate processes (as in a class), the students are
+threads here. Every figure is set beside a baseline measured in the same run:
+- overhead: 50 concurrent students, each request's time through the gateway vs straight to
+  the simulator (interleaved rounds); goal: median ≤ 2 ms added.
+- class: 200 students × 3 requests at 1 s upstream latency, max_inflight 64, against the
+  ideal ceil(600 / 64) × 1 s; goal ≤ 1.2×; the ledger must match the simulator to the cent.
+- crashes: kill -9 of the gateway mid-load, 20 times; every student charged at least for what
+  they received and at most for what was sent.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+from bench.harness import Row
+from mai_image_nb.classroom import Classroom
+from mai_image_nb.offline import OfflineServer
+from mai_image_nb.params import DEFAULT_MODEL
+from tests.classroom.gateway_process import GatewayProcess, load_until_killed, read_tokens
+
+KEY = "sk-bench-teacher"
+PRICE = 0.0627
+GEN = "/v1/images/generations"
+
+
+class _Simulator:
+    """`python -m mai_image_nb.offline` in its own process (so its threads are not ours)."""
+
+    def __init__(self, latency_s: float) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mai_image_nb.offline", "--port", "0", "--latency",
+             str(latency_s), "--scale", "0.0625", "--seed", "1"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        self.url = line.split(" on ", 1)[1].split(" ")[0]
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.communicate(timeout=30)
+
+
+def _students(folder: Path, n: int) -> Path:
+    path = folder / "names.txt"
+    path.write_text("".join(f"s{i:03d}\n" for i in range(n)), encoding="utf-8")
+    return path
+
+
+def _run_class(url: str, tokens: dict[str, str], per_student: int) -> list[float]:
+    """Each student sends `per_student` requests one after another; each request's ms."""
+    times: list[float] = []
+    lock = threading.Lock()
+    start = threading.Barrier(len(tokens))
+
+    def student(name: str, token: str) -> None:
+        with requests.Session() as session:
+            start.wait(60)
+            for i in range(per_student):
+                body = json.dumps({"model": DEFAULT_MODEL, "prompt": f"{name} {i}"})
+                began = time.perf_counter()
+                r = session.post(url + GEN, data=body, timeout=120,
+                                 headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+                took = (time.perf_counter() - began) * 1000
+                assert r.status_code == 200, (r.status_code, r.text[:200])
+                with lock:
+                    times.append(took)
+
+    threads = [threading.Thread(target=student, args=item) for item in tokens.items()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(600)
+        assert not t.is_alive()
+    return times
+
+
+def bench_overhead(quick: bool) -> Row:
+    students, per_student, rounds = 50, 4 if quick else 8, 2 if quick else 4
+    sim = _Simulator(latency_s=0.2)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) / "class"
+            names = _students(Path(tmp), students)
+            gateway = GatewayProcess(folder, names, sim.url, KEY, "--max-inflight", "64")
+            tokens = read_tokens(folder)
+            direct_tokens = {name: KEY for name in tokens}
+            via, direct = [], []
+            try:
+                for _ in range(rounds):
+                    via += _run_class(gateway.url, tokens, per_student)
+                    direct += _run_class(sim.url, direct_tokens, per_student)
+            finally:
+                gateway.stop()
+    finally:
+        sim.close()
+    added = statistics.median(via) - statistics.median(direct)
+    return Row(
+        "gateway: one request, 50 concurrent students (0.2 s upstream)", via,
+        "simulator directly", direct, goal="median ≤ +2 ms", ok=added <= 2.0,
+        note=f"added per request: median {added:.2f} ms, min {min(via) - min(direct):.2f} ms "
+        f"({len(via)} requests each way)",
+    )  # fmt: skip
+
+
+def bench_class(quick: bool) -> Row:
+    students = 60 if quick else 200
+    per_student, inflight, latency_s = 3, 64, 1.0
+    with tempfile.TemporaryDirectory() as tmp, OfflineServer(
+        latency_s=latency_s, image_scale=0.0625, api_key=KEY, seed=2
+    ) as sim:  # fmt: skip
+        folder = Path(tmp) / "class"
+        names = _students(Path(tmp), students)
+        gateway = GatewayProcess(folder, names, sim.url, KEY, "--max-inflight", str(inflight))
+        tokens = read_tokens(folder)
+        began = time.perf_counter()
+        _run_class(gateway.url, tokens, per_student)
+        wall_s = time.perf_counter() - began
+        assert gateway.stop()[0] == 0
+        with Classroom(folder, upstream=sim.url, api_key=KEY) as room:
+            status = room.status()
+        ledger_usd = sum(row["spent_usd"] for row in status)
+        exact = round(ledger_usd, 2) == round(sim.reported_usd, 2) and all(
+            math.isclose(row["spent_usd"], per_student * PRICE) for row in status
+        )
+    total = students * per_student
+    ideal_s = math.ceil(total / inflight) * latency_s
+    ratio = wall_s / ideal_s
+    return Row(
+        f"gateway: {students} students × {per_student} at 1 s upstream, max_inflight 64",
+        [wall_s], "ideal ceil(n/64) × 1 s", [ideal_s], unit="s", goal="≤ 1.2× ideal; "
+        "ledger exact to the cent", ok=ratio <= 1.2 and exact,
+        note=f"ledger ${ledger_usd:.4f} vs simulator's reported ${sim.reported_usd:.4f}; "
+        f"every student ${per_student * PRICE:.4f}: {exact}",
+    )  # fmt: skip
+
+
+def bench_crashes(quick: bool) -> Row:
+    cycles = 5 if quick else 20
+    with tempfile.TemporaryDirectory() as tmp, OfflineServer(
+        latency_s=0.15, image_scale=0.0625, api_key=KEY, seed=3, response_format="b64_json"
+    ) as sim:  # fmt: skip
+        folder = Path(tmp) / "class"
+        names = _students(Path(tmp), 8)
+        began = time.perf_counter()
+        received, gateway = load_until_killed(
+            folder, names, sim.url, KEY, cycles=cycles, posts_between_kills=10,
+            upstream_posts=lambda: sim.post_count,
+        )  # fmt: skip
+        wall_s = time.perf_counter() - began
+        assert gateway.stop()[0] == 0
+        sent: dict[str, int] = {}
+        for record in sim.requests:
+            name = record.json["prompt"].split(" ")[0]
+            sent[name] = sent.get(name, 0) + 1
+        with Classroom(folder, upstream=sim.url, api_key=KEY) as room:
+            status = room.status()
+    bad = [
+        row["name"] for row in status
+        if not received[row["name"]] * PRICE - 1e-9 <= row["spent_usd"]
+        <= sent.get(row["name"], 0) * PRICE + 1e-9
+    ]  # fmt: skip
+    charged = sum(row["spent_usd"] for row in status) / PRICE
+    return Row(
+        f"gateway: kill -9 mid-load × {cycles}", [wall_s], "(no baseline: an invariant)",
+        [wall_s], unit="s", goal="received ≤ charged ≤ sent, every student", ok=not bad,
+        note=f"images received {sum(received.values())}, charged {charged:.0f}, sent "
+        f"{sum(sent.values())}; students outside the bounds: {bad or 'none'}",
+    )  # fmt: skip
+
+
+def run(*, quick: bool = False) -> list[Row]:
+    return [bench_overhead(quick), bench_class(quick), bench_crashes(quick)]
