@@ -21,6 +21,8 @@ from mai_image_nb.errors import MaiImageError
 from .files import TOKENS_FILE
 from .room import OFFLINE, Classroom
 
+GIL_SWITCH_S = 0.0005
+
 
 def _port(text: str) -> int:
     port = int(text)
@@ -85,6 +87,9 @@ def _names(path: Path) -> list[str]:
 def main(argv: list[str] | None = None, *, ready: threading.Event | None = None) -> int:
     """Serve until SIGINT or SIGTERM; returns the exit status."""
     args = _parser().parse_args(argv)
+    # This process only serves the class: hand the GIL round more often, so a request marked
+    # sent in the ledger is written to the service within a fraction of a millisecond.
+    sys.setswitchinterval(GIL_SWITCH_S)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(message)s",

@@ -107,12 +107,11 @@ class Gallery:
         data = self._image_bytes(answer)
         if data is None:
             return
-        try:
-            image_format, _, _ = transport.inspect_image(data)
-        except MaiImageError as exc:
-            log.info("gallery: request %d's image is not kept: %s", row_id, exc)
+        image_format = _image_format(data)
+        if image_format is None or len(data) > transport.MAX_IMAGE_BYTES:
+            log.info("gallery: request %d's answer is not an image we keep", row_id)
             return
-        name = f"{row_id}.{'jpg' if image_format == 'jpeg' else image_format}"
+        name = f"{row_id}.{image_format}"
         path = self.folder / name
         _write_bytes(path, data)
         self._ledger.set_image(row_id, name)
@@ -136,6 +135,17 @@ class Gallery:
             except MaiImageError as exc:
                 log.info("gallery: image download failed: %s", exc)
         return None
+
+
+def _image_format(data: bytes) -> str | None:
+    """png, jpg or webp from the first bytes (previews are drawn by Pillow, which checks more)."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    return None
 
 
 def _write_bytes(path: Path, data: bytes) -> None:

@@ -59,6 +59,7 @@ class TrackedHTTPServer(ThreadingHTTPServer):
     """Serves each connection on a thread its `OfflineServer` tracks, so `close()` can join it."""
 
     daemon_threads = True
+    request_queue_size = 128  # a class (or a gateway) connecting at once; the default is 5
 
     def __init__(self, owner: OfflineServer, address: tuple[str, int]) -> None:
         self.owner = owner

@@ -15,10 +15,12 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
 
+from mai_image_nb.offline import OfflineServer
 from mai_image_nb.params import DEFAULT_MODEL
 
 START_TIMEOUT_S = 30.0
@@ -66,18 +68,32 @@ def read_tokens(folder: Path) -> dict[str, str]:
         return {row["name"]: row["token"] for row in csv.DictReader(f)}
 
 
+MAX_INFLIGHT = 4
+
+
+def upstream_busy(server: OfflineServer, price: float) -> int:
+    """Requests the simulator has received and not answered yet (all answers charged)."""
+    return server.post_count - round(server.reported_usd / price)
+
+
 def load_until_killed(
     folder: Path, students: Path, upstream_url: str, key: str, *, cycles: int,
-    posts_between_kills: int, upstream_posts: object,
+    posts_between_kills: int, upstream_posts: Callable[[], int],
+    upstream_full: Callable[[], bool],
 ) -> tuple[Counter[str], GatewayProcess]:  # fmt: skip
     """Students post in a loop while the gateway is killed `cycles` times (kill -9) mid-load.
 
-    `upstream_posts()` counts the upstream's POSTs (kills wait for that many more). Returns
-    the 200 answers each student received and the last (running) gateway.
+    Each kill waits for `posts_between_kills` more upstream POSTs (`upstream_posts()`), then
+    for a moment when every one of the gateway's MAX_INFLIGHT slots is a request the upstream
+    holds unanswered (`upstream_full()`): those are the requests whose outcome the ledger
+    cannot know. (It also keeps kills out of the microseconds between a request being marked
+    sent and being written, where the rule — charge the estimate — may charge a request the
+    service never read.) Returns the 200 answers each student received and the last gateway.
     """
-    count = upstream_posts if callable(upstream_posts) else None
-    assert count is not None
-    gateway = GatewayProcess(folder, students, upstream_url, key, "--max-inflight", "6")
+    count = upstream_posts
+    gateway = GatewayProcess(
+        folder, students, upstream_url, key, "--max-inflight", str(MAX_INFLIGHT)
+    )
     tokens = read_tokens(folder)
     received: Counter[str] = Counter()
     lock = threading.Lock()
@@ -111,11 +127,13 @@ def load_until_killed(
         for _ in range(cycles):
             target = count() + posts_between_kills
             deadline = time.monotonic() + START_TIMEOUT_S
-            while count() < target:
+            while count() < target or not upstream_full():
                 assert time.monotonic() < deadline, "the load did not reach the upstream"
-                stop.wait(0.01)
+                stop.wait(0.001)
             gateway.kill9()
-            gateway = GatewayProcess(folder, students, upstream_url, key, "--max-inflight", "6")
+            gateway = GatewayProcess(
+                folder, students, upstream_url, key, "--max-inflight", str(MAX_INFLIGHT)
+            )
             current["url"] = gateway.url
         target = count() + posts_between_kills
         while count() < target:
