@@ -2,7 +2,7 @@
 
 Saving happens on one background thread so a student's answer never waits for it: the
 answer's base64 image is decoded, or its URL fetched (without the key), checked, and
-written as `gallery/<request id>.<format>`; the ledger row then names the file.
+written as `gallery/<request id>.<format>` (the ledger row's id names the file).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from mai_image_nb import transport
 from mai_image_nb.errors import MaiImageError
 
 if TYPE_CHECKING:
-    from .ledger import Ledger
     from .upstream import Upstream
 
 __all__ = ["GALLERY_DIR", "PREVIEW_PX", "Gallery"]
@@ -41,13 +40,12 @@ _STOP = object()
 class Gallery:
     """Saves answered images in the background and serves small previews of them."""
 
-    def __init__(self, folder: Path, ledger: Ledger, upstream: Upstream) -> None:
+    def __init__(self, folder: Path, upstream: Upstream) -> None:
         self.folder = folder / GALLERY_DIR
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._ledger = ledger
         self._upstream = upstream
         self._jobs: queue.Queue[object] = queue.Queue(QUEUE_MAX)
-        self._previews: OrderedDict[str, bytes] = OrderedDict()
+        self._previews: OrderedDict[int, bytes] = OrderedDict()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="classroom-gallery", daemon=True)
         self._thread.start()
@@ -69,13 +67,23 @@ class Gallery:
         """Block until every queued image is saved (tests and benchmarks)."""
         self._jobs.join()
 
-    def preview(self, image_file: str) -> bytes | None:
-        """A PNG at most PREVIEW_PX on its longer side, or None when the file is gone."""
+    def find(self, row_id: int) -> Path | None:
+        """The kept image of request `row_id`, if there is one."""
+        for ext in ("png", "jpg", "webp"):
+            path = self.folder / f"{int(row_id)}.{ext}"
+            if path.is_file():
+                return path
+        return None
+
+    def preview(self, row_id: int) -> bytes | None:
+        """A PNG at most PREVIEW_PX on its longer side, or None when there is no image."""
         with self._lock:
-            cached = self._previews.get(image_file)
+            cached = self._previews.get(row_id)
         if cached is not None:
             return cached
-        path = self.folder / Path(image_file).name
+        path = self.find(row_id)
+        if path is None:
+            return None
         try:
             with Image.open(path) as image:
                 image.thumbnail((PREVIEW_PX, PREVIEW_PX))
@@ -85,7 +93,7 @@ class Gallery:
             return None
         data = out.getvalue()
         with self._lock:
-            self._previews[image_file] = data
+            self._previews[row_id] = data
             while len(self._previews) > PREVIEW_CACHE:
                 self._previews.popitem(last=False)
         return data
@@ -114,7 +122,6 @@ class Gallery:
         name = f"{row_id}.{image_format}"
         path = self.folder / name
         _write_bytes(path, data)
-        self._ledger.set_image(row_id, name)
 
     def _image_bytes(self, answer: bytes) -> bytes | None:
         try:

@@ -232,14 +232,14 @@ def _admin(gateway: Gateway, method: str, path: str, query: str, raw: bytes) -> 
     if path == "/classroom/gallery" and method == "GET":
         limit_text = parse_qs(query).get("limit", ["24"])[0]
         limit = min(GALLERY_LIMIT_MAX, int(limit_text)) if limit_text.isdigit() else 24
-        items = ledger.gallery(limit)
-        for item in items:
-            item["preview"] = f"/classroom/gallery/{item.pop('id')}.png"
-            item.pop("image_file")
+        items: list[dict[str, Any]] = []
+        for item in ledger.images(limit * 2):  # some answers' images may not be kept
+            if len(items) < limit and gateway.gallery.find(item["id"]) is not None:
+                item["preview"] = f"/classroom/gallery/{item.pop('id')}.png"
+                items.append(item)
         return json_answer(200, items)
     if (match := _PREVIEW.match(path)) and method == "GET":
-        image_file = ledger.image_file(int(match.group(1)))
-        data = gateway.gallery.preview(image_file) if image_file else None
+        data = gateway.gallery.preview(int(match.group(1)))
         if data is None:
             return error_answer(404, "No such image in the class gallery", "err_not_found")
         return Answer(200, data, "image/png")

@@ -3,8 +3,11 @@
 Money is kept in whole micro-dollars (integers), so sums are exact to the cent and beyond.
 Durability: WAL with `synchronous=FULL`; a row is committed before its request goes upstream,
 so after a crash (kill -9) a request whose outcome is unknown is found and settled at its
-estimate by `recover()`. Requests still waiting in the queue hold their money in memory only:
-nothing was sent for them, so a crash releases them.
+estimate when the ledger is opened again. Settling is written without waiting for the disk:
+a settlement lost to a crash leaves its row open, which the next start settles at the
+estimate, so a student is still charged for every image they received. Requests waiting in
+the queue hold their money in memory only: nothing was sent for them, so a crash releases
+them. Every decision about money is taken on the in-memory accounts, under one lock.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ import hmac
 import json
 import sqlite3
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from .journal import Journal, Statement
 
 __all__ = [
     "MICRO",
@@ -32,7 +37,6 @@ __all__ = [
 ]
 
 MICRO = 1_000_000  # micro-dollars per dollar
-BUSY_TIMEOUT_S = 30.0
 NAME_MAX_CHARS = 64
 
 _SCHEMA = """
@@ -139,8 +143,27 @@ class Refusal:
     estimate_micro: int
 
 
+@dataclass
+class _Account:
+    """A student's money in memory: what the ledger holds, plus what queued requests hold."""
+
+    token_hash: str
+    budget_micro: int
+    spent_micro: int = 0
+    reserved_micro: int = 0
+    held_micro: int = 0
+    revoked: bool = False
+    images: int = 0
+    errors: int = 0
+    last_seen: str | None = None
+    open_rows: set[int] = field(default_factory=set)
+
+    def committed(self) -> int:
+        return self.spent_micro + self.reserved_micro + self.held_micro
+
+
 class Hold:
-    """Money set aside in memory for one request waiting in the queue (nothing sent yet)."""
+    """Money set aside for one request waiting in the queue (nothing sent yet)."""
 
     def __init__(self, student: str, estimate_micro: int) -> None:
         self.student = student
@@ -149,149 +172,156 @@ class Hold:
         self.done = False
 
 
-class Ledger:
-    """One SQLite file of students and requests; every method is thread-safe.
+def _is_image(status: int | None) -> bool:
+    return status is not None and 200 <= status < 300
 
-    `recover()` must run once after opening (the gateway does it before serving).
+
+class Ledger:
+    """Students and requests in one SQLite file, with the accounts kept in memory.
+
+    Opening it settles at their estimate the requests a crash left open (`recovered`).
+    Every method is thread-safe.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._held: dict[str, int] = {}  # student -> micro-dollars held for queued requests
-        self._conn = sqlite3.connect(
-            self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-        )
+        self._journal = Journal(self.path, _SCHEMA)
         try:
-            self._conn.execute("PRAGMA journal_mode = WAL").fetchall()
-            self._conn.execute("PRAGMA synchronous = FULL")
-            self._conn.execute("PRAGMA foreign_keys = ON")
-            self._conn.executescript(_SCHEMA)
-        except sqlite3.Error:
-            self._conn.close()
+            self.recovered = self._recover()
+            self._accounts = self._load()
+        except BaseException:
+            self._journal.close()
             raise
+        self._by_hash = {a.token_hash: name for name, a in self._accounts.items()}
+        self._journal.start()
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        """Commit every write still queued, then close the file."""
+        self._journal.close()
 
-    def _write(self, sql_and_args: list[tuple[str, tuple[Any, ...]]]) -> list[sqlite3.Cursor]:
-        """Run statements in one IMMEDIATE transaction (caller holds the lock)."""
-        cursors = []
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            for sql, args in sql_and_args:
-                cursors.append(self._conn.execute(sql, args))
-            self._conn.execute("COMMIT")
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        return cursors
+    def _recover(self) -> int:
+        rows = self._journal.read("SELECT id, student, reserved_micro FROM requests "
+                                  "WHERE status = 'sent'")  # fmt: skip
+        stamp = now_iso()
+        statements: list[Statement] = []
+        for row_id, student, reserved in rows:
+            statements.append(
+                (
+                    "UPDATE requests SET status = 'recovered', cost_micro = ?, "
+                    "finished = ? WHERE id = ?",
+                    (reserved, stamp, row_id),
+                )
+            )
+            statements.append(("UPDATE students SET spent_micro = spent_micro + ? "
+                               "WHERE name = ?", (reserved, student)))  # fmt: skip
+        # Nothing is in flight now: the reserved column starts again from zero.
+        statements.append(("UPDATE students SET reserved_micro = 0", ()))
+        self._journal.run_now(statements)
+        return len(rows)
+
+    def _load(self) -> dict[str, _Account]:
+        accounts = {
+            name: _Account(token_hash, budget, spent, 0, 0, bool(revoked), last_seen=last_seen)
+            for name, token_hash, budget, spent, revoked, last_seen in self._journal.read(
+                "SELECT name, token_hash, budget_micro, spent_micro, revoked, last_seen "
+                "FROM students"
+            )
+        }
+        for name, images, errors in self._journal.read(
+            "SELECT student, SUM(http_status BETWEEN 200 AND 299), "
+            "SUM(http_status >= 400 OR status = 'recovered') FROM requests GROUP BY student"
+        ):
+            if name in accounts:
+                accounts[name].images, accounts[name].errors = images or 0, errors or 0
+        return accounts
 
     # -- students -----------------------------------------------------------------------------
 
     def add_student(self, name: str, token: str, budget_micro: int) -> None:
         """Add a student with the hash of `token`. Raises LedgerError if the name exists."""
+        digest = hash_token(token)
         with self._lock:
+            if name in self._accounts or digest in self._by_hash:
+                raise LedgerError(f"there is already a student called {name!r}")
             try:
-                self._write(
-                    [
-                        (
-                            "INSERT INTO students (name, token_hash, budget_micro, created) "
-                            "VALUES (?, ?, ?, ?)",
-                            (name, hash_token(token), budget_micro, now_iso()),
-                        )
-                    ]
-                )
+                self._journal.write([(
+                    "INSERT INTO students (name, token_hash, budget_micro, created) "
+                    "VALUES (?, ?, ?, ?)", (name, digest, budget_micro, now_iso()),
+                )])  # fmt: skip
             except sqlite3.IntegrityError:
                 raise LedgerError(f"there is already a student called {name!r}") from None
+            self._accounts[name] = _Account(digest, budget_micro)
+            self._by_hash[digest] = name
 
     def names(self) -> list[str]:
         with self._lock:
-            return [r[0] for r in self._conn.execute("SELECT name FROM students ORDER BY name")]
+            return sorted(self._accounts)
+
+    def _student_locked(self, name: str) -> Student:
+        account = self._accounts[name]
+        return Student(name, account.budget_micro, account.spent_micro,
+                       account.reserved_micro + account.held_micro, account.revoked)  # fmt: skip
 
     def student_for_token(self, token: str) -> Student | None:
-        """The student whose token this is, compared in constant time; None if unknown."""
+        """The student whose token this is; None if unknown. Compares digests in constant time."""
         digest = hash_token(token)
         with self._lock:
-            row = self._conn.execute(
-                "SELECT name, budget_micro, spent_micro, reserved_micro, revoked, token_hash "
-                "FROM students WHERE token_hash = ?",
-                (digest,),
-            ).fetchone()
-        if row is None or not hmac.compare_digest(row[5], digest):
-            return None
-        return Student(row[0], row[1], row[2], row[3], bool(row[4]))
+            name = self._by_hash.get(digest)
+            if name is None or not hmac.compare_digest(self._accounts[name].token_hash, digest):
+                return None
+            return self._student_locked(name)
 
     def student(self, name: str) -> Student:
         """Raises LedgerError for an unknown name."""
         with self._lock:
-            row = self._conn.execute(
-                "SELECT name, budget_micro, spent_micro, reserved_micro, revoked "
-                "FROM students WHERE name = ?",
-                (name,),
-            ).fetchone()
-        if row is None:
-            raise LedgerError(f"no student called {name!r}")
-        return Student(row[0], row[1], row[2], row[3], bool(row[4]))
+            if name not in self._accounts:
+                raise LedgerError(f"no student called {name!r}")
+            return self._student_locked(name)
 
     def set_budget(self, name: str, budget_micro: int) -> None:
         with self._lock:
-            (cursor,) = self._write(
-                [("UPDATE students SET budget_micro = ? WHERE name = ?", (budget_micro, name))]
-            )
-        if cursor.rowcount == 0:
-            raise LedgerError(f"no student called {name!r}")
+            if name not in self._accounts:
+                raise LedgerError(f"no student called {name!r}")
+            self._journal.write([("UPDATE students SET budget_micro = ? WHERE name = ?",
+                                  (budget_micro, name))])  # fmt: skip
+            self._accounts[name].budget_micro = budget_micro
 
     def revoke(self, name: str) -> None:
         with self._lock:
-            (cursor,) = self._write([("UPDATE students SET revoked = 1 WHERE name = ?", (name,))])
-        if cursor.rowcount == 0:
-            raise LedgerError(f"no student called {name!r}")
+            if name not in self._accounts:
+                raise LedgerError(f"no student called {name!r}")
+            self._journal.write([("UPDATE students SET revoked = 1 WHERE name = ?", (name,))])
+            self._accounts[name].revoked = True
 
     def status(self) -> list[dict[str, Any]]:
-        """One dict per student: name, budget_usd, spent_usd, images, errors, last_seen."""
+        """One dict per student: name, budget_usd, spent_usd, images, errors, last_seen, ..."""
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT s.name, s.budget_micro, s.spent_micro, s.reserved_micro, s.revoked, "
-                "s.last_seen, "
-                "(SELECT COUNT(*) FROM requests r WHERE r.student = s.name "
-                " AND r.http_status BETWEEN 200 AND 299), "
-                "(SELECT COUNT(*) FROM requests r WHERE r.student = s.name "
-                " AND (r.http_status >= 400 OR r.status = 'recovered')) "
-                "FROM students s ORDER BY s.name"
-            ).fetchall()
-            held = dict(self._held)
-        return [
-            {
-                "name": name,
-                "budget_usd": to_usd(budget),
-                "spent_usd": to_usd(spent),
-                "reserved_usd": to_usd(reserved + held.get(name, 0)),
-                "images": images,
-                "errors": errors,
-                "last_seen": last_seen,
-                "revoked": bool(revoked),
-            }
-            for name, budget, spent, reserved, revoked, last_seen, images, errors in rows
-        ]
+            return [
+                {
+                    "name": name,
+                    "budget_usd": to_usd(a.budget_micro),
+                    "spent_usd": to_usd(a.spent_micro),
+                    "reserved_usd": to_usd(a.reserved_micro + a.held_micro),
+                    "images": a.images,
+                    "errors": a.errors,
+                    "last_seen": a.last_seen,
+                    "revoked": a.revoked,
+                }
+                for name, a in sorted(self._accounts.items())
+            ]
 
     # -- money --------------------------------------------------------------------------------
 
     def hold(self, name: str, estimate_micro: int) -> Hold | Refusal:
         """Set `estimate_micro` aside for a queued request, or say why the budget forbids it."""
         with self._lock:
-            row = self._conn.execute(
-                "SELECT budget_micro, spent_micro, reserved_micro FROM students WHERE name = ?",
-                (name,),
-            ).fetchone()
-            if row is None:
+            account = self._accounts.get(name)
+            if account is None:
                 raise LedgerError(f"no student called {name!r}")
-            budget, spent, reserved = row
-            committed = spent + reserved + self._held.get(name, 0)
-            if committed + estimate_micro > budget:
-                return Refusal(budget, committed, estimate_micro)
-            self._held[name] = self._held.get(name, 0) + estimate_micro
+            if account.committed() + estimate_micro > account.budget_micro:
+                return Refusal(account.budget_micro, account.committed(), estimate_micro)
+            account.held_micro += estimate_micro
         return Hold(name, estimate_micro)
 
     def drop(self, hold: Hold) -> None:
@@ -300,41 +330,34 @@ class Ledger:
             if hold.done or hold.row_id is not None:
                 return
             hold.done = True
-            self._unhold_locked(hold)
-
-    def _unhold_locked(self, hold: Hold) -> None:
-        left = self._held.get(hold.student, 0) - hold.estimate_micro
-        if left > 0:
-            self._held[hold.student] = left
-        else:
-            self._held.pop(hold.student, None)
+            self._accounts[hold.student].held_micro -= hold.estimate_micro
 
     def mark_sent(self, hold: Hold, params: dict[str, Any]) -> int:
-        """Commit the request as sent, its estimate reserved: done just before forwarding."""
+        """Commit the request as sent, its estimate reserved, and wait for the disk."""
         stamp = now_iso()
         text = json.dumps(params, ensure_ascii=False, sort_keys=True)
+        job = self._journal.write([
+            ("INSERT INTO requests (student, time, params, status, reserved_micro) "
+             "VALUES (?, ?, ?, 'sent', ?)", (hold.student, stamp, text, hold.estimate_micro)),
+            ("UPDATE students SET reserved_micro = reserved_micro + ?, last_seen = ? "
+             "WHERE name = ?", (hold.estimate_micro, stamp, hold.student)),
+        ])  # fmt: skip
+        row_id = job.rowids[0]
+        assert row_id is not None
         with self._lock:
-            insert, _ = self._write(
-                [
-                    (
-                        "INSERT INTO requests (student, time, params, status, reserved_micro) "
-                        "VALUES (?, ?, ?, 'sent', ?)",
-                        (hold.student, stamp, text, hold.estimate_micro),
-                    ),
-                    (
-                        "UPDATE students SET reserved_micro = reserved_micro + ?, last_seen = ? "
-                        "WHERE name = ?",
-                        (hold.estimate_micro, stamp, hold.student),
-                    ),
-                ]
-            )
-            self._unhold_locked(hold)
-            hold.row_id = insert.lastrowid
-        assert hold.row_id is not None
-        return hold.row_id
+            account = self._accounts[hold.student]
+            account.held_micro -= hold.estimate_micro
+            account.reserved_micro += hold.estimate_micro
+            account.last_seen = stamp
+            account.open_rows.add(row_id)
+            hold.row_id = row_id
+        return row_id
 
     def finish(self, hold: Hold, *, http_status: int | None, cost_micro: int | None) -> None:
-        """Settle a sent request at `cost_micro`, or release it (None: nothing was charged)."""
+        """Settle a sent request at `cost_micro`, or release it (None: nothing was charged).
+
+        The accounts change at once; the row is written without waiting for the disk.
+        """
         assert hold.row_id is not None, "finish() is for requests marked sent"
         status = "released" if cost_micro is None else "charged"
         cost = cost_micro or 0
@@ -342,113 +365,68 @@ class Ledger:
             if hold.done:
                 return
             hold.done = True
-            self._write(
-                [
-                    (
-                        "UPDATE requests SET status = ?, http_status = ?, cost_micro = ?, "
-                        "finished = ? WHERE id = ?",
-                        (status, http_status, cost, now_iso(), hold.row_id),
-                    ),
-                    (
-                        "UPDATE students SET reserved_micro = reserved_micro - ?, "
-                        "spent_micro = spent_micro + ? WHERE name = ?",
-                        (hold.estimate_micro, cost, hold.student),
-                    ),
-                ]
-            )
+            account = self._accounts[hold.student]
+            account.reserved_micro -= hold.estimate_micro
+            account.spent_micro += cost
+            account.open_rows.discard(hold.row_id)
+            if _is_image(http_status):
+                account.images += 1
+            elif http_status is None or http_status >= 400:
+                account.errors += 1
+            self._journal.write([
+                ("UPDATE requests SET status = ?, http_status = ?, cost_micro = ?, finished = ? "
+                 "WHERE id = ?", (status, http_status, cost, now_iso(), hold.row_id)),
+                ("UPDATE students SET reserved_micro = reserved_micro - ?, "
+                 "spent_micro = spent_micro + ? WHERE name = ?",
+                 (hold.estimate_micro, cost, hold.student)),
+            ], wait=False)  # fmt: skip
 
     def note_refusal(self, name: str, params: dict[str, Any], http_status: int) -> None:
         """Record a request refused before it was sent (budget, bad body): no money moves."""
         stamp = now_iso()
         text = json.dumps(params, ensure_ascii=False, sort_keys=True)
         with self._lock:
-            self._write(
-                [
-                    (
-                        "INSERT INTO requests (student, time, params, status, http_status, "
-                        "reserved_micro, finished) VALUES (?, ?, ?, 'released', ?, 0, ?)",
-                        (name, stamp, text, http_status, stamp),
-                    ),
-                    ("UPDATE students SET last_seen = ? WHERE name = ?", (stamp, name)),
-                ]
-            )
-
-    def set_image(self, row_id: int, image_file: str) -> None:
-        with self._lock:
-            self._write([("UPDATE requests SET image_file = ? WHERE id = ?", (image_file, row_id))])
-
-    def recover(self) -> int:
-        """Settle every request left 'sent' by a crash at its estimate; returns how many.
-
-        The service may have made (and charged for) the image: the teacher is never
-        under-charged, and the estimate was within the student's budget when it was reserved.
-        """
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                open_rows = self._conn.execute(
-                    "SELECT id, student, reserved_micro FROM requests WHERE status = 'sent'"
-                ).fetchall()
-                for row_id, student, reserved in open_rows:
-                    self._conn.execute(
-                        "UPDATE requests SET status = 'recovered', cost_micro = ?, finished = ? "
-                        "WHERE id = ?",
-                        (reserved, now_iso(), row_id),
-                    )
-                    self._conn.execute(
-                        "UPDATE students SET spent_micro = spent_micro + ? WHERE name = ?",
-                        (reserved, student),
-                    )
-                # Nothing is in flight now: the reserved column starts again from zero.
-                self._conn.execute("UPDATE students SET reserved_micro = 0")
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-        return len(open_rows)
+            account = self._accounts[name]
+            account.errors += 1
+            account.last_seen = stamp
+            self._journal.write([
+                ("INSERT INTO requests (student, time, params, status, http_status, "
+                 "reserved_micro, finished) VALUES (?, ?, ?, 'released', ?, 0, ?)",
+                 (name, stamp, text, http_status, stamp)),
+                ("UPDATE students SET last_seen = ? WHERE name = ?", (stamp, name)),
+            ], wait=False)  # fmt: skip
 
     # -- what the teacher reads -----------------------------------------------------------------
 
     def meta(self, key: str) -> str | None:
-        with self._lock:
-            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
+        rows = self._journal.read("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if not rows else str(rows[0][0])
 
     def set_meta(self, key: str, value: str) -> None:
-        with self._lock:
-            self._write([("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))])
+        self._journal.write([("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                              (key, value))], wait=False)  # fmt: skip
 
-    def gallery(self, limit: int) -> list[dict[str, Any]]:
-        """The latest images the gateway passed on: id, name, prompt, time, image_file."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT id, student, params, time, image_file FROM requests "
-                "WHERE image_file IS NOT NULL ORDER BY id DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
+    def images(self, limit: int) -> list[dict[str, Any]]:
+        """The latest requests answered with an image: id, name, prompt, time (newest first)."""
+        rows = self._journal.read(
+            "SELECT id, student, params, time FROM requests "
+            "WHERE http_status BETWEEN 200 AND 299 ORDER BY id DESC LIMIT ?", (limit,),
+        )  # fmt: skip
         out = []
-        for row_id, student, params, stamp, image_file in rows:
+        for row_id, student, params, stamp in rows:
             try:
                 prompt = str(json.loads(params).get("prompt", ""))
             except (ValueError, AttributeError):
                 prompt = ""
-            out.append(
-                {"id": row_id, "name": student, "prompt": prompt, "time": stamp,
-                 "image_file": image_file}
-            )  # fmt: skip
+            out.append({"id": row_id, "name": student, "prompt": prompt, "time": stamp})
         return out
 
-    def image_file(self, row_id: int) -> str | None:
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT image_file FROM requests WHERE id = ?", (row_id,)
-            ).fetchone()
-        return None if row is None else row[0]
+    def flush(self) -> None:
+        """Wait until every write queued so far is committed (tests, audits)."""
+        self._journal.write([])
 
     def totals(self) -> dict[str, int]:
-        """Per student, micro-dollars charged, summed from the request rows (for audits)."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT student, SUM(cost_micro) FROM requests GROUP BY student"
-            ).fetchall()
+        """Per student, micro-dollars charged, summed from the committed request rows."""
+        self.flush()
+        rows = self._journal.read("SELECT student, SUM(cost_micro) FROM requests GROUP BY student")
         return {name: int(total or 0) for name, total in rows}

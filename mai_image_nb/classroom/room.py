@@ -97,7 +97,6 @@ class Classroom:
         self.admin_token = load_or_make_admin_token(self.folder)
         ledger = Ledger(self.folder / LEDGER_FILE)
         try:
-            ledger.recover()
             roster = Roster(self.folder, ledger)
             roster.reconcile(to_micro(self.budget_usd))
             base_url = self._upstream_url()

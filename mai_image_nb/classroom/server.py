@@ -87,7 +87,7 @@ class Gateway:
         self.ledger = ledger
         self.upstream = upstream
         self.queue = FairQueue(max_inflight=max_inflight, per_student=per_student)
-        self.gallery = Gallery(folder, ledger, upstream)
+        self.gallery = Gallery(folder, upstream)
         self.admin_hash = hash_token(admin_token)
         stored = ledger.meta(PRICE_KEY)
         self._price_micro = int(stored) if stored and stored.isdigit() else to_micro(
