@@ -195,6 +195,39 @@ class Client:
             f"model={self.model!r} spent_usd={self.spent_usd:.4f}>"
         )
 
+    def get_service_json(self, path: str, *, timeout_s: float = 5.0) -> Any:
+        """GET `path` on `base_url` with this client's key; the answer's JSON (API mode only).
+
+        For servers that speak more than the image API, such as a class gateway's
+        `/classroom/me` (the Studio's header shows a student's class budget with it).
+        The key goes only to `base_url`; redirects are not followed; the answer is capped.
+
+        Raises:
+            MaiImageError: offline mode, a network failure, an error status or no JSON.
+        """
+        if self.mode != "api" or self._closed:
+            raise MaiImageError("get_service_json needs an open client in API mode")
+        import requests  # already loaded by transport
+
+        url = self.base_url + "/" + path.lstrip("/")
+        try:
+            with self._sessions.get("api").get(
+                url, auth=self._auth, timeout=min(timeout_s, self.timeout),
+                allow_redirects=False, stream=True,
+            ) as response:  # fmt: skip
+                body = response.raw.read(transport.MAX_ERROR_BODY_BYTES + 1, decode_content=True)
+                status = response.status_code
+        except requests.RequestException as exc:
+            raise APIConnectionError(f"GET {path} failed: {type(exc).__name__}") from None
+        if status >= 300 or len(body) > transport.MAX_ERROR_BODY_BYTES:
+            raise MaiImageError(f"GET {path} answered HTTP {status}")
+        import json
+
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise MaiImageError(f"GET {path} did not answer JSON") from None
+
     def close(self) -> None:
         """Close connections, stop the simulator if this client started one, close the history."""
         if self._closed:

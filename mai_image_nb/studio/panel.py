@@ -52,6 +52,10 @@ class Header(w.HTML):  # type: ignore[misc]
             left = max(0.0, budget - spent)
             money = f"spent ${spent:.4f} of ${budget:.2f} budget · ${left:.4f} left"
             tone = " mai-warn" if left < client.estimate(1) else ""
+        from mai_image_nb.classroom.student import class_budget_text  # a gateway's, if any
+
+        if (class_line := class_budget_text(client)) is not None:
+            money += f" · {class_line}"
         self.value = (
             '<div class="mai-header"><span class="mai-title">MAI-Image Studio</span>'
             f'{badge}<span class="mai-spend{tone}">{display.escape(money)}</span></div>'
