@@ -3,6 +3,8 @@ budget line from `GET /classroom/me` (absent, and asked once, when there is no g
 
 from __future__ import annotations
 
+import pytest
+
 import mai_image_nb as mai
 from mai_image_nb.classroom import Classroom
 from mai_image_nb.offline import OfflineServer
@@ -17,13 +19,10 @@ def test_402_is_a_budget_error_with_the_servers_message_and_not_retried(
     token = room.add_students(["ada"], budget_usd=PRICE)["ada"]
     with mai.Client(api_key=token, base_url=room.url, history=False, max_retries=3) as client:
         client.generate("one")
-        try:
+        with pytest.raises(mai.BudgetExceededError) as caught:
             client.generate("two")
-        except mai.BudgetExceededError as exc:
-            assert isinstance(exc, mai.APIStatusError) and exc.status_code == 402
-            assert "class budget of $0.06 for ada is used up" in str(exc)
-        else:
-            raise AssertionError("the second image should have passed the class budget")
+        assert isinstance(caught.value, mai.APIStatusError) and caught.value.status_code == 402
+        assert "class budget of $0.06 for ada is used up" in str(caught.value)
         assert client.spent_usd == PRICE  # the refused call cost the student nothing
     assert upstream.post_count == 1
     assert room.status()[0]["errors"] == 1  # one 402, answered once: no retries
