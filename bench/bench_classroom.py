@@ -45,9 +45,11 @@ class _Simulator:
     """`python -m mai_image_nb.offline` in its own process (so its threads are not ours)."""
 
     def __init__(self, latency_s: float) -> None:
+        # b64 answers: the gallery's copy comes with the answer, as for the direct baseline
+        # (with URL answers the gateway's download would load this one process twice).
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mai_image_nb.offline", "--port", "0", "--latency",
-             str(latency_s), "--scale", "0.0625", "--seed", "1"],
+             str(latency_s), "--scale", "0.0625", "--seed", "1", "--b64"],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )  # fmt: skip
         assert self.proc.stdout is not None

@@ -18,7 +18,7 @@ import ssl
 import threading
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
@@ -28,6 +28,7 @@ from mai_image_nb.errors import APIConnectionError, APITimeoutError, MaiImageErr
 __all__ = ["UPSTREAM_TIMEOUT_S", "Upstream", "scrub"]
 
 UPSTREAM_TIMEOUT_S = 180.0  # the provider may take a while to draw; the student's client waits
+MAX_REDIRECTS = 5
 POOL_MAX = 256  # idle keep-alive connections kept
 HIDDEN = b"<hidden>"
 _CHUNK = 64 * 1024
@@ -60,7 +61,6 @@ class Upstream:
         self._idle: queue.LifoQueue[http.client.HTTPConnection] = queue.LifoQueue(POOL_MAX)
         self._lock = threading.Lock()
         self._closed = False
-        self._downloads = transport.SessionPool()  # never carries the key
 
     def post(
         self, body: dict[str, Any], *, before_send: Callable[[], None] | None = None
@@ -179,15 +179,42 @@ class Upstream:
         return scrub(text.encode("utf-8"), self._secret).decode("utf-8", "replace")
 
     def download(self, url: str) -> bytes:
-        """GET an image the answer pointed at, without the key.
+        """GET an image the answer pointed at, without the key (plain http.client: it runs
+        beside the students' requests, so it must cost little), following a few redirects.
 
         Raises:
-            MaiImageError: the download failed or was refused.
+            MaiImageError: the download failed, was refused, or passed the size cap.
         """
-        reply = transport.fetch_image(self._downloads.get("gallery"), url, timeout_s=self.timeout_s)
-        if not 200 <= reply.status < 300:
-            raise MaiImageError(f"the image URL answered HTTP {reply.status}")
-        return reply.body
+        for _ in range(MAX_REDIRECTS + 1):
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise MaiImageError("the image URL is not http(s)")
+            conn: http.client.HTTPConnection
+            if parts.scheme == "https":
+                conn = http.client.HTTPSConnection(parts.hostname, parts.port,
+                    timeout=self.timeout_s, context=ssl.create_default_context())  # fmt: skip
+            else:
+                conn = http.client.HTTPConnection(parts.hostname, parts.port,
+                                                  timeout=self.timeout_s)  # fmt: skip
+            try:
+                path = parts.path or "/"
+                conn.request("GET", path + (f"?{parts.query}" if parts.query else ""),
+                             headers={"User-Agent": transport.USER_AGENT})  # fmt: skip
+                response = conn.getresponse()
+                if response.status in (301, 302, 303, 307, 308):
+                    url = urljoin(url, response.getheader("location", ""))
+                    continue
+                if not 200 <= response.status < 300:
+                    raise MaiImageError(f"the image URL answered HTTP {response.status}")
+                data = response.read(transport.MAX_IMAGE_BYTES + 1)
+                if len(data) > transport.MAX_IMAGE_BYTES:
+                    raise MaiImageError("the image is over the size cap")
+                return data
+            except (OSError, http.client.HTTPException) as exc:
+                raise MaiImageError(f"image download failed: {type(exc).__name__}") from None
+            finally:
+                conn.close()
+        raise MaiImageError(f"the image URL redirected more than {MAX_REDIRECTS} times")
 
     def close(self) -> None:
         with self._lock:
@@ -197,4 +224,3 @@ class Upstream:
                 self._idle.get_nowait().close()
             except queue.Empty:
                 break
-        self._downloads.close()
