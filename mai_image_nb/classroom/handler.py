@@ -142,6 +142,9 @@ class Handler(BaseHTTPRequestHandler):
     def _route(self, gateway: Gateway, raw: bytes) -> Answer:
         url = urlsplit(self.path)
         path, method = url.path, self.command
+        prefix = gateway.path_prefix
+        if prefix and (path == prefix or path.startswith(prefix + "/")):
+            path = path[len(prefix) :] or "/"
         if path == GENERATIONS_PATH:
             if method != "POST":
                 return _not_allowed(method, path, "POST")

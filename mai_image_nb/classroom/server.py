@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import socket
 import sys
 import threading
@@ -93,6 +94,8 @@ class Gateway:
         self._price_micro = int(stored) if stored and stored.isdigit() else to_micro(
             default_price_usd)  # fmt: skip
         self.roster = roster
+        # Under JupyterHub, a managed service is proxied at /services/<name>/: accept that too.
+        self.path_prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "").rstrip("/")
         self.default_budget_micro = to_micro(default_budget_usd)
         self._lock = threading.Lock()
         self._live: dict[Any, threading.Thread] = {}

@@ -210,3 +210,16 @@ def test_upstream_faults_pass_through_and_charge_nothing(
     assert time.monotonic() - started < 2.0
     upstream.set_latency(0)
     assert room.status()[0]["spent_usd"] == 0
+
+
+def test_jupyterhub_service_prefix_is_understood(
+    upstream: OfflineServer, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/services/mai-classroom/")
+    with Classroom(folder, upstream=upstream.url, api_key=TEACHER_KEY) as room:
+        token = room.add_students(["ada"])["ada"]
+        with mai.Client(api_key=token, base_url=room.url + "/services/mai-classroom",
+                        history=False) as client:  # fmt: skip
+            client.generate("a fox")
+            assert client.get_service_json("/classroom/me")["images"] == 1
+        assert post(room.url, token, {"prompt": "also at the root"}).status_code == 200
