@@ -1,0 +1,122 @@
+"""The ledger without HTTP: holds, sent rows, recovery at the estimate, group commits."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from mai_image_nb.classroom.files import read_tokens, write_tokens
+from mai_image_nb.classroom.journal import Journal
+from mai_image_nb.classroom.ledger import Hold, Ledger, LedgerError, Refusal, hash_token
+from mai_image_nb.classroom.roster import Roster
+
+EST = 62_700  # micro-dollars: the simulator's $0.0627
+
+
+def test_holds_never_pass_the_budget_and_are_given_back(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.db")
+    try:
+        ledger.add_student("ada", "tok-ada-xxxxxxxxxxxxxxxxxxxxxxx", 3 * EST)
+        holds = [ledger.hold("ada", EST) for _ in range(5)]
+        assert [isinstance(h, Hold) for h in holds] == [True] * 3 + [False] * 2
+        refusal = holds[3]
+        assert isinstance(refusal, Refusal) and refusal.committed_micro == 3 * EST
+        first = holds[0]
+        assert isinstance(first, Hold)
+        ledger.drop(first)
+        ledger.drop(first)  # twice is once
+        assert isinstance(ledger.hold("ada", EST), Hold)
+        with pytest.raises(LedgerError):
+            ledger.hold("nobody", EST)
+    finally:
+        ledger.close()
+
+
+def test_sent_rows_left_by_a_crash_are_settled_at_the_estimate(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    ledger = Ledger(path)
+    ledger.add_student("ada", "tok-ada-xxxxxxxxxxxxxxxxxxxxxxx", 10 * EST)
+    done, open_, queued = (ledger.hold("ada", EST) for _ in range(3))
+    assert isinstance(done, Hold) and isinstance(open_, Hold) and isinstance(queued, Hold)
+    ledger.mark_sent(done, {"prompt": "one"})
+    ledger.finish(done, http_status=200, cost_micro=EST - 100)
+    ledger.mark_sent(open_, {"prompt": "two"})  # then the process dies: no finish
+    ledger.flush()
+    ledger.close()  # closing is not settling: the 'sent' row stays open, as after kill -9
+    again = Ledger(path)
+    try:
+        assert again.recovered == 1
+        (row,) = again.status()
+        assert row["spent_usd"] == (2 * EST - 100) / 1e6  # settled + recovered at the estimate
+        assert row["reserved_usd"] == 0  # the queued one held money in memory only
+        assert row["images"] == 1 and row["errors"] == 1
+        assert again.totals() == {"ada": 2 * EST - 100}
+    finally:
+        again.close()
+
+
+def test_tokens_are_kept_hashed_and_compared_by_digest(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.db")
+    try:
+        ledger.add_student("ada", "tok-ada-xxxxxxxxxxxxxxxxxxxxxxx", EST)
+        with pytest.raises(LedgerError):
+            ledger.add_student("ada", "another-token-xxxxxxxxxxxxxxxx", EST)
+        found = ledger.student_for_token("tok-ada-xxxxxxxxxxxxxxxxxxxxxxx")
+        assert found is not None and found.name == "ada"
+        assert ledger.student_for_token("tok-ada-xxxxxxxxxxxxxxxxxxxxxxy") is None
+    finally:
+        ledger.close()
+    conn = sqlite3.connect(tmp_path / "l.db")
+    try:
+        ((stored,),) = conn.execute("SELECT token_hash FROM students").fetchall()
+    finally:
+        conn.close()
+    assert stored == hash_token("tok-ada-xxxxxxxxxxxxxxxxxxxxxxx")
+
+
+def test_one_failing_write_in_a_group_fails_alone(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.db", "CREATE TABLE IF NOT EXISTS t (x INTEGER UNIQUE);")
+    journal.start()
+    try:
+        journal.write([("INSERT INTO t VALUES (1)", ())])
+        results: list[object] = []
+        start = threading.Barrier(8)
+
+        def write(x: int) -> None:
+            start.wait(10)
+            try:
+                journal.write([("INSERT INTO t VALUES (?)", (x,))])
+                results.append(x)
+            except sqlite3.IntegrityError:
+                results.append("dup")
+
+        threads = [threading.Thread(target=write, args=(x,)) for x in (1, 2, 3, 4, 5, 6, 7, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+            assert not t.is_alive()
+        assert sorted(map(str, results)) == ["2", "3", "4", "5", "6", "7", "dup", "dup"]
+        assert journal.read("SELECT COUNT(*) FROM t") == [(7,)]
+    finally:
+        assert journal.close()
+
+
+def test_roster_adds_tokens_csv_rows_the_ledger_missed(tmp_path: Path) -> None:
+    write_tokens(tmp_path, {"ada": "tok-ada-xxxxxxxxxxxxxxxxxxxxxxx"})  # a crash before the ledger
+    ledger = Ledger(tmp_path / "l.db")
+    try:
+        roster = Roster(tmp_path, ledger)
+        roster.reconcile(EST)
+        assert ledger.student_for_token("tok-ada-xxxxxxxxxxxxxxxxxxxxxxx") is not None
+        made = roster.add(["ada", "bob", "bob"], EST)
+        assert list(made) == ["bob"]
+        assert read_tokens(tmp_path) == {"ada": "tok-ada-xxxxxxxxxxxxxxxxxxxxxxx", **made}
+        for bad in ("", "a,b", "x" * 65, "tab\there", 'quote"'):
+            with pytest.raises(LedgerError):
+                roster.add([bad], EST)
+    finally:
+        ledger.close()
