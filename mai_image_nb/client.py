@@ -203,7 +203,8 @@ class Client:
         The key goes only to `base_url`; redirects are not followed; the answer is capped.
 
         Raises:
-            MaiImageError: offline mode, a network failure, an error status or no JSON.
+            APIStatusError: an error status. APIConnectionError: a network failure.
+            MaiImageError: offline mode, an answer over the cap, or no JSON.
         """
         if self.mode != "api" or self._closed:
             raise MaiImageError("get_service_json needs an open client in API mode")
@@ -219,8 +220,10 @@ class Client:
                 status = response.status_code
         except requests.RequestException as exc:
             raise APIConnectionError(f"GET {path} failed: {type(exc).__name__}") from None
-        if status >= 300 or len(body) > transport.MAX_ERROR_BODY_BYTES:
-            raise MaiImageError(f"GET {path} answered HTTP {status}")
+        if status >= 300:
+            raise APIStatusError(f"GET {path} answered HTTP {status}", status_code=status)
+        if len(body) > transport.MAX_ERROR_BODY_BYTES:
+            raise MaiImageError(f"GET {path} answered more than the cap")
         import json
 
         try:

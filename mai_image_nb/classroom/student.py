@@ -13,7 +13,7 @@ import time
 import weakref
 from typing import TYPE_CHECKING
 
-from mai_image_nb.errors import MaiImageError
+from mai_image_nb.errors import APIStatusError
 from mai_image_nb.settings import DEFAULT_BASE_URL
 
 if TYPE_CHECKING:
@@ -23,8 +23,8 @@ __all__ = ["CACHE_S", "class_budget_text"]
 
 CACHE_S = 5.0
 TIMEOUT_S = 2.0
-_NOT_A_GATEWAY = ""
-_cache: weakref.WeakKeyDictionary[Client, tuple[float, str]] = weakref.WeakKeyDictionary()
+# client -> (when asked, the line shown ("" for none), whether to stop asking)
+_cache: weakref.WeakKeyDictionary[Client, tuple[float, str, bool]] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
 
@@ -35,15 +35,19 @@ def class_budget_text(client: Client) -> str | None:
     now = time.monotonic()
     with _lock:
         cached = _cache.get(client)
-    if cached is not None and (cached[1] == _NOT_A_GATEWAY or now - cached[0] < CACHE_S):
+    if cached is not None and (cached[2] or now - cached[0] < CACHE_S):
         return cached[1] or None
+    last = cached[1] if cached is not None else ""
+    final = False
     try:
         me = client.get_service_json("/classroom/me", timeout_s=TIMEOUT_S)
         text = f"class budget ${float(me['left_usd']):.2f} left of ${float(me['budget_usd']):.2f}"
-    except (MaiImageError, KeyError, TypeError, ValueError):
-        text = _NOT_A_GATEWAY if cached is None else cached[1]
+    except APIStatusError as exc:
+        # 404/405: a server without a gateway's pages (stop asking); else ask again later.
+        final = exc.status_code in (404, 405) and not last
+        text = "" if final else last
     except Exception:  # noqa: BLE001 - the header must show whatever happens here
-        text = _NOT_A_GATEWAY
+        text = last  # a passing failure: keep the last line, ask again in a few seconds
     with _lock:
-        _cache[client] = (now, text)
+        _cache[client] = (now, text, final)
     return text or None
