@@ -223,3 +223,38 @@ def test_jupyterhub_service_prefix_is_understood(
             client.generate("a fox")
             assert client.get_service_json("/classroom/me")["images"] == 1
         assert post(room.url, token, {"prompt": "also at the root"}).status_code == 200
+
+
+def test_close_finishes_what_is_upstream_and_refuses_what_waits(
+    upstream: OfflineServer, folder: Path
+) -> None:
+    upstream.set_latency(0.5)
+    room = Classroom(folder, upstream=upstream.url, api_key=TEACHER_KEY, max_inflight=1).start()
+    try:
+        tokens = room.add_students(["ada", "bob", "cy"])
+        codes: dict[str, int] = {}
+        threads = [
+            threading.Thread(
+                target=lambda n=n, t=t: codes.__setitem__(
+                    n, post(room.url, t, {"prompt": n}).status_code
+                )
+            )
+            for n, t in tokens.items()
+        ]
+        for t in threads:
+            t.start()
+        wait_until(lambda: room.gateway.queue.counts() == (1, 2), "one upstream, two waiting", 10)
+        wait_until(lambda: upstream.post_count == 1, "the first at the upstream", 10)
+        room.close()
+        for t in threads:
+            t.join(30)
+            assert not t.is_alive()
+    finally:
+        room.close()
+    assert sorted(codes.values()) == [200, 503, 503]
+    assert upstream.post_count == 1
+    with Classroom(folder, upstream=upstream.url, api_key=TEACHER_KEY) as again:
+        rows = again.status()
+        assert again.gateway.ledger.recovered == 0  # nothing was left open
+    assert sum(r["spent_usd"] for r in rows) == PRICE
+    assert all(r["reserved_usd"] == 0 for r in rows)
