@@ -18,8 +18,9 @@ from mai_image_nb.offline.faults import error_payload, new_request_id
 from mai_image_nb.offline.schema import parse_json, request_schema, validate_body
 from mai_image_nb.params import validate_params
 
-from .ledger import Hold, Refusal, Student, to_micro, to_usd
+from .ledger import Hold, Refusal, Student
 from .queue import QueueClosedError
+from .terms import to_micro, to_usd
 
 if TYPE_CHECKING:
     from .server import Gateway

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .forward import Answer, error_answer, generate, json_answer
-from .ledger import LedgerError, Student, check_budget, hash_token, to_usd
+from .ledger import Student
+from .terms import LedgerError, check_budget, hash_token, to_usd
 
 if TYPE_CHECKING:
     from .server import Gateway, _Server

@@ -18,9 +18,10 @@ from mai_image_nb.errors import AuthenticationError, ValidationError
 from mai_image_nb.params import check_count
 
 from .files import LEDGER_FILE, URL_FILE, load_or_make_admin_token, write_private
-from .ledger import Ledger, LedgerError, check_budget, to_micro
+from .ledger import Ledger
 from .roster import Roster
 from .server import Gateway
+from .terms import LedgerError, check_budget, to_micro
 from .upstream import Upstream
 
 __all__ = ["Classroom"]

@@ -11,7 +11,8 @@ import threading
 from pathlib import Path
 
 from .files import new_token, read_tokens, write_tokens
-from .ledger import Ledger, LedgerError, check_name
+from .ledger import Ledger
+from .terms import LedgerError, check_name
 
 __all__ = ["Roster"]
 

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from .gallery import Gallery
-from .ledger import Ledger, hash_token, to_micro
+from .ledger import Ledger
 from .queue import FairQueue
 from .roster import Roster
+from .terms import hash_token, to_micro
 from .upstream import Upstream
 
 __all__ = ["CLOSE_GRACE_S", "Gateway"]

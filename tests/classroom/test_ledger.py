@@ -10,8 +10,9 @@ import pytest
 
 from mai_image_nb.classroom.files import read_tokens, write_tokens
 from mai_image_nb.classroom.journal import Journal
-from mai_image_nb.classroom.ledger import Hold, Ledger, LedgerError, Refusal, hash_token
+from mai_image_nb.classroom.ledger import Hold, Ledger, Refusal
 from mai_image_nb.classroom.roster import Roster
+from mai_image_nb.classroom.terms import LedgerError, hash_token
 
 EST = 62_700  # micro-dollars: the simulator's $0.0627
 
