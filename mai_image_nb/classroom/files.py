@@ -20,6 +20,7 @@ __all__ = [
     "TOKENS_FILE",
     "TOKEN_BYTES",
     "URL_FILE",
+    "FolderLock",
     "load_or_make_admin_token",
     "new_token",
     "read_tokens",
@@ -31,6 +32,7 @@ TOKENS_FILE = "tokens.csv"
 ADMIN_TOKEN_FILE = "admin-token"  # noqa: S105 - a file name
 URL_FILE = "url"
 LEDGER_FILE = "ledger.sqlite3"
+LOCK_FILE = "gateway.lock"
 TOKEN_BYTES = 24  # 192 random bits, URL-safe text of 32 characters
 
 
@@ -98,3 +100,40 @@ def load_or_make_admin_token(folder: Path) -> str:
         token = new_token()
         write_private(path, token + "\n")
     return token
+
+
+class FolderLock:
+    """One gateway per class folder: an exclusive lock on `gateway.lock`, held while serving.
+
+    Two gateways on one ledger would each settle the other's open requests as crashed. The
+    operating system drops the lock when the process dies, kill -9 included.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Raises MaiImageError when another gateway holds the folder."""
+        from mai_image_nb.errors import MaiImageError
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks here; one gateway is the teacher's job
+            self._fd = fd
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise MaiImageError(
+                f"the class folder {self.path.parent} is in use by another gateway; "
+                "stop that one first (one gateway per folder)"
+            ) from None
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the lock
+            self._fd = None

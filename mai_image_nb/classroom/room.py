@@ -17,7 +17,7 @@ from mai_image_nb.client import DEFAULT_BASE_URL, DEFAULT_USD_PER_IMAGE
 from mai_image_nb.errors import AuthenticationError, ValidationError
 from mai_image_nb.params import check_count
 
-from .files import LEDGER_FILE, URL_FILE, load_or_make_admin_token, write_private
+from .files import LEDGER_FILE, URL_FILE, FolderLock, load_or_make_admin_token, write_private
 from .ledger import Ledger
 from .roster import Roster
 from .server import Gateway
@@ -80,6 +80,7 @@ class Classroom:
         self._simulator: Any = None
         self._ledger: Ledger | None = None
         self._roster: Roster | None = None
+        self._lock: FolderLock | None = None
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -95,8 +96,14 @@ class Classroom:
             (self.folder / URL_FILE).unlink()
         self.folder.mkdir(parents=True, exist_ok=True)
         self.folder.chmod(0o700)
-        self.admin_token = load_or_make_admin_token(self.folder)
-        ledger = Ledger(self.folder / LEDGER_FILE)
+        lock = FolderLock(self.folder)
+        lock.acquire()
+        try:
+            self.admin_token = load_or_make_admin_token(self.folder)
+            ledger = Ledger(self.folder / LEDGER_FILE)
+        except BaseException:
+            lock.release()
+            raise
         try:
             roster = Roster(self.folder, ledger)
             roster.reconcile(to_micro(self.budget_usd))
@@ -110,10 +117,12 @@ class Classroom:
             )  # fmt: skip
         except BaseException:
             ledger.close()
+            lock.release()
             if self._simulator is not None:
                 self._simulator.close()
+                self._simulator = None
             raise
-        self._ledger, self._roster = ledger, roster
+        self._ledger, self._roster, self._lock = ledger, roster, lock
         if students:
             try:
                 self.add_students(students)
@@ -137,6 +146,9 @@ class Classroom:
         gateway, self._gateway = self._gateway, None
         if gateway is not None:
             gateway.close()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
         if self._simulator is not None:
             self._simulator.close()
             self._simulator = None

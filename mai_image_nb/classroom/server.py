@@ -89,7 +89,6 @@ class Gateway:
         self.ledger = ledger
         self.upstream = upstream
         self.queue = FairQueue(max_inflight=max_inflight, per_student=per_student)
-        self.gallery = Gallery(folder, upstream)
         self.admin_hash = hash_token(admin_token)
         stored = ledger.meta(PRICE_KEY)
         self._price_micro = int(stored) if stored and stored.isdigit() else to_micro(
@@ -103,7 +102,8 @@ class Gateway:
         self._busy = 0
         self._idle = threading.Condition(self._lock)
         self._closed = False
-        self._httpd = _Server(self, (host, port))
+        self._httpd = _Server(self, (host, port))  # binds first: a taken port leaves no thread
+        self.gallery = Gallery(folder, upstream)
         self.host, self.port = host, self._httpd.server_address[1]
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},

@@ -258,3 +258,28 @@ def test_close_finishes_what_is_upstream_and_refuses_what_waits(
         assert again.gateway.ledger.recovered == 0  # nothing was left open
     assert sum(r["spent_usd"] for r in rows) == PRICE
     assert all(r["reserved_usd"] == 0 for r in rows)
+
+
+def test_one_gateway_per_folder_and_a_taken_port_fails_cleanly(
+    upstream: OfflineServer, folder: Path, tmp_path: Path
+) -> None:
+    with Classroom(folder, upstream=upstream.url, api_key=TEACHER_KEY) as first:
+        token = first.add_students(["ada"])["ada"]
+        upstream.set_latency(0.3)
+        sender = threading.Thread(target=post, args=(first.url, token, {"prompt": "a fox"}))
+        sender.start()
+        wait_until(lambda: upstream.post_count == 1, "a request upstream", 10)
+        second = Classroom(folder, upstream=upstream.url, api_key=TEACHER_KEY)
+        with pytest.raises(mai.MaiImageError, match="in use by another gateway"):
+            second.start()  # it must not settle the first one's open request as crashed
+        sender.join(10)
+        assert not sender.is_alive()
+        assert first.status()[0]["images"] == 1
+        port = int(first.url.rsplit(":", 1)[1])
+        elsewhere = Classroom(tmp_path / "other", upstream=upstream.url, api_key=TEACHER_KEY,
+                              port=port)  # fmt: skip
+        with pytest.raises(OSError, match="in use"):  # EADDRINUSE: Address already in use
+            elsewhere.start()
+        assert [t.name for t in threading.enumerate()].count("classroom-gallery") == 1
+    with Classroom(folder, upstream=upstream.url, api_key=TEACHER_KEY) as again:
+        assert again.gateway.ledger.recovered == 0
