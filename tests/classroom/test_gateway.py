@@ -283,3 +283,26 @@ def test_one_gateway_per_folder_and_a_taken_port_fails_cleanly(
         assert [t.name for t in threading.enumerate()].count("classroom-gallery") == 1
     with Classroom(folder, upstream=upstream.url, api_key=TEACHER_KEY) as again:
         assert again.gateway.ledger.recovered == 0
+
+
+def test_gallery_keeps_images_and_previews_are_at_most_256_px(folder: Path) -> None:
+    import io
+
+    from PIL import Image
+
+    with OfflineServer(image_scale=0.5, seed=1, response_format="b64_json") as big, Classroom(
+        folder, upstream=big.url, api_key=TEACHER_KEY
+    ) as room:  # fmt: skip
+        token = room.add_students(["ada"])["ada"]
+        assert post(room.url, token, {"prompt": "a wide sea", "aspect_ratio": "16:9"}).ok
+        room.gateway.gallery.wait_idle()
+        (item,) = get(room.url, "/classroom/gallery", room.admin_token).json()
+        assert (item["name"], item["prompt"]) == ("ada", "a wide sea")
+        preview = get(room.url, item["preview"], room.admin_token)
+        assert get(room.url, item["preview"], token).status_code == 403
+    kept = list((folder / "gallery").iterdir())
+    assert len(kept) == 1
+    with Image.open(kept[0]) as image:
+        assert image.size == (688, 387)  # the image as the service sent it
+    with Image.open(io.BytesIO(preview.content)) as image:
+        assert max(image.size) == 256
