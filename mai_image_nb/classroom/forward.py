@@ -161,6 +161,11 @@ def _send(gateway: Gateway, hold: Hold, fields: dict[str, Any]) -> Answer:
             content_type = reply.headers.get("content-type", "application/json")
             return Answer(reply.status, reply.body, content_type, headers)
         raise AssertionError("unreachable: the last round always answers")
+    except Exception:
+        # A fault of ours after the request left: its outcome is unknown, as after a crash.
+        if hold.row_id is not None:
+            _finish(gateway, hold, 500, hold.estimate_micro)
+        raise
     finally:
         gateway.ledger.drop(hold)  # a no-op once sent
 

@@ -66,6 +66,11 @@ class Handler(BaseHTTPRequestHandler):
             except _CLIENT_GONE as exc:
                 log.debug("a client went away: %s", type(exc).__name__)
                 self.close_connection = True
+            except Exception as exc:  # noqa: BLE001 - answer, log (type only), keep serving
+                log.error("classroom gateway: a request failed: %s", type(exc).__name__)
+                self.close_connection = True
+                self._send(error_answer(500, "The class gateway failed; try again",
+                                        "err_internal"))  # fmt: skip
 
     # -- body ---------------------------------------------------------------------------------
 

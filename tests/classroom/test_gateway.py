@@ -306,3 +306,22 @@ def test_gallery_keeps_images_and_previews_are_at_most_256_px(folder: Path) -> N
         assert image.size == (688, 387)  # the image as the service sent it
     with Image.open(io.BytesIO(preview.content)) as image:
         assert max(image.size) == 256
+
+
+def test_a_fault_of_the_gateways_own_answers_500_and_settles_at_the_estimate(
+    room: Classroom, upstream: OfflineServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = room.add_students(["ada"])["ada"]
+    real_post = room.gateway.upstream.post
+
+    def broken_after_sending(body, *, before_send=None):  # type: ignore[no-untyped-def]
+        real_post(body, before_send=before_send)
+        raise RuntimeError("a bug after the request left")
+
+    monkeypatch.setattr(room.gateway.upstream, "post", broken_after_sending)
+    answer = post(room.url, token, {"prompt": "a fox"})
+    assert answer.status_code == 500 and "bug" not in answer.text
+    (row,) = room.status()
+    assert (row["spent_usd"], row["reserved_usd"], row["errors"]) == (PRICE, 0, 1)
+    monkeypatch.undo()
+    assert post(room.url, token, {"prompt": "still serving"}).status_code == 200
