@@ -314,7 +314,7 @@ def test_a_fault_of_the_gateways_own_answers_500_and_settles_at_the_estimate(
     token = room.add_students(["ada"])["ada"]
     real_post = room.gateway.upstream.post
 
-    def broken_after_sending(body, *, before_send=None):  # type: ignore[no-untyped-def]
+    def broken_after_sending(body, *, before_send=None):
         real_post(body, before_send=before_send)
         raise RuntimeError("a bug after the request left")
 
