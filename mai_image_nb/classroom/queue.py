@@ -4,7 +4,8 @@ At most `max_inflight` requests are upstream at once and at most `per_student` o
 student's. Waiting requests are granted in turns across students (one each, in the order
 they started waiting), so one student's grid of 30 does not hold another's single image
 behind it. A 429 closes the gate for everyone until its time is up; waiting requests stay
-in the queue meanwhile instead of each retrying on its own.
+in the queue meanwhile instead of each retrying on its own. Each waiting request sleeps on
+its own condition, so a grant wakes only the request it lets go, not the whole class.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ class QueueClosedError(Exception):
 class Ticket:
     """One request's place in the queue; `granted` once it may go upstream."""
 
-    __slots__ = ("granted", "student")
+    __slots__ = ("granted", "student", "wake")
 
-    def __init__(self, student: str) -> None:
+    def __init__(self, student: str, lock: threading.Lock) -> None:
         self.student = student
         self.granted = False
+        self.wake = threading.Condition(lock)  # only this ticket's thread waits on it
 
 
 class FairQueue:
@@ -38,7 +40,7 @@ class FairQueue:
             raise ValueError("max_inflight and per_student must be at least 1")
         self.max_inflight = max_inflight
         self.per_student = per_student
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._waiting: dict[str, deque[Ticket]] = {}
         self._turns: deque[str] = deque()  # students with waiting tickets, next turn first
         self._inflight: dict[str, int] = {}
@@ -51,12 +53,12 @@ class FairQueue:
 
     def pause_for(self, delay_s: float) -> None:
         """Hold every upstream send back `delay_s` from now (never shortens a longer hold)."""
-        with self._cond:
+        with self._lock:
             self._open_at = max(self._open_at, time.monotonic() + delay_s)
-            self._cond.notify_all()
+            self._wake_all_locked()  # each waiting ticket waits again, until the gate opens
 
     def paused_s(self) -> float:
-        with self._cond:
+        with self._lock:
             return max(0.0, self._open_at - time.monotonic())
 
     # -- slots --------------------------------------------------------------------------------
@@ -67,8 +69,8 @@ class FairQueue:
         Raises:
             QueueClosedError: the queue was closed while waiting.
         """
-        ticket = Ticket(student)
-        with self._cond:
+        ticket = Ticket(student, self._lock)
+        with self._lock:
             if self._closed:
                 raise QueueClosedError()
             line = self._waiting.get(student)
@@ -85,13 +87,13 @@ class FairQueue:
                     self._forget_locked(ticket)
                     raise QueueClosedError()
                 wait_s = self._open_at - time.monotonic()
-                self._cond.wait(wait_s if wait_s > 0 else None)
+                ticket.wake.wait(wait_s if wait_s > 0 else None)
                 self._grant_locked()
         return ticket
 
     def release(self, ticket: Ticket) -> None:
         """Give the ticket's slot back (once the upstream answered or failed)."""
-        with self._cond:
+        with self._lock:
             if not ticket.granted:
                 return
             ticket.granted = False
@@ -105,19 +107,18 @@ class FairQueue:
 
     def close(self) -> None:
         """Refuse new tickets and wake every waiting one (each raises QueueClosedError)."""
-        with self._cond:
+        with self._lock:
             self._closed = True
-            self._cond.notify_all()
+            self._wake_all_locked()
 
     def counts(self) -> tuple[int, int]:
         """(requests upstream, requests waiting)."""
-        with self._cond:
+        with self._lock:
             return self._total_inflight, sum(len(line) for line in self._waiting.values())
 
     # -- inside the lock ----------------------------------------------------------------------
 
     def _grant_locked(self) -> None:
-        granted_any = False
         while (
             self._turns
             and self._total_inflight < self.max_inflight
@@ -138,12 +139,15 @@ class FairQueue:
             else:
                 del self._waiting[student]
             ticket.granted = True
-            granted_any = True
+            ticket.wake.notify()
             self._total_inflight += 1
             self._inflight[student] = self._inflight.get(student, 0) + 1
             self.peak_inflight = max(self.peak_inflight, self._total_inflight)
-        if granted_any:
-            self._cond.notify_all()
+
+    def _wake_all_locked(self) -> None:
+        for line in self._waiting.values():
+            for ticket in line:
+                ticket.wake.notify()
 
     def _forget_locked(self, ticket: Ticket) -> None:
         line = self._waiting.get(ticket.student)
