@@ -296,6 +296,7 @@ def test_gallery_keeps_images_and_previews_are_at_most_256_px(folder: Path) -> N
         token = room.add_students(["ada"])["ada"]
         assert post(room.url, token, {"prompt": "a wide sea", "aspect_ratio": "16:9"}).ok
         room.gateway.gallery.wait_idle()
+        room.gateway.ledger.flush()  # the answer's row is settled without waiting for the disk
         (item,) = get(room.url, "/classroom/gallery", room.admin_token).json()
         assert (item["name"], item["prompt"]) == ("ada", "a wide sea")
         preview = get(room.url, item["preview"], room.admin_token)
