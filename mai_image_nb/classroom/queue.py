@@ -47,7 +47,7 @@ class FairQueue:
         self._total_inflight = 0
         self._open_at = 0.0  # time.monotonic() when the gate opens again
         self._closed = False
-        self.peak_inflight = 0
+        self.peak_inflight = 0  # the most requests upstream at once, so far
 
     # -- the gate -----------------------------------------------------------------------------
 
@@ -56,10 +56,6 @@ class FairQueue:
         with self._lock:
             self._open_at = max(self._open_at, time.monotonic() + delay_s)
             self._wake_all_locked()  # each waiting ticket waits again, until the gate opens
-
-    def paused_s(self) -> float:
-        with self._lock:
-            return max(0.0, self._open_at - time.monotonic())
 
     # -- slots --------------------------------------------------------------------------------
 

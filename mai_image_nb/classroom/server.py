@@ -176,9 +176,3 @@ class Gateway:
         self.upstream.close()
         self.ledger.close()
         log.info("classroom gateway on port %s stopped", self.port)
-
-    def threads_alive(self) -> int:
-        """Connection threads still running (0 after a clean close)."""
-        with self._lock:
-            live = list(self._live.values())
-        return sum(thread.is_alive() for thread in live) + self._thread.is_alive()

@@ -87,6 +87,7 @@ def test_sixteen_concurrent_requests_under_a_budget_for_three(
             assert not t.is_alive()
         assert sorted(codes) == [200] * 3 + [402] * 13
         assert upstream.post_count == 3
+        assert room.gateway.queue.peak_inflight <= 3
         assert room.status()[0]["spent_usd"] == pytest.approx(3 * PRICE)
 
 
@@ -109,6 +110,7 @@ def test_round_robin_one_students_ten_do_not_delay_anothers_one(
         for t in [*threads, bob]:
             t.join(30)
             assert not t.is_alive()
+        assert room.gateway.queue.peak_inflight == 1
     order = upstream_prompts(upstream)
     assert len(order) == 11
     # ada's first was upstream, her second granted as bob arrived at the latest: bob is next.
