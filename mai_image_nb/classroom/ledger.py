@@ -140,7 +140,8 @@ class Ledger:
 
     def close(self) -> None:
         """Commit every write still queued, then close the file."""
-        self._journal.close()
+        if not self._journal.close():
+            raise RuntimeError("the ledger's writer did not stop; its file is left open")
 
     def _recover(self) -> int:
         rows = self._journal.read("SELECT id, student, reserved_micro FROM requests "

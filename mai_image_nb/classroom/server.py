@@ -172,7 +172,11 @@ class Gateway:
                 sock.shutdown(socket.SHUT_RDWR)
         for _, thread in live:
             thread.join(max(0.1, deadline - time.monotonic()))
-        self.gallery.close()
+        stuck = sum(thread.is_alive() for _, thread in live)
+        if stuck:
+            log.warning("classroom gateway: %d connection(s) did not end in time", stuck)
+        if not self.gallery.close():
+            log.warning("classroom gateway: the gallery was still saving when it stopped")
         self.upstream.close()
         self.ledger.close()
         log.info("classroom gateway on port %s stopped", self.port)
