@@ -16,6 +16,7 @@ import json
 import queue
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -29,6 +30,7 @@ __all__ = ["UPSTREAM_TIMEOUT_S", "Upstream", "scrub"]
 
 UPSTREAM_TIMEOUT_S = 180.0  # the provider may take a while to draw; the student's client waits
 MAX_REDIRECTS = 5
+STALE_FAILURE_S = 0.5  # a reused connection failing this soon was closed before our request
 POOL_MAX = 256  # idle keep-alive connections kept
 HIDDEN = b"<hidden>"
 _CHUNK = 64 * 1024
@@ -85,13 +87,16 @@ class Upstream:
             except BaseException:
                 self._give_back(conn)
                 raise
+        sent_at = time.monotonic()
         try:
             try:
                 status, reply_headers, answer = self._exchange(conn, data, headers)
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                if not reused:
+                # A kept-alive connection the service had closed fails at once: send again on a
+                # fresh one. A failure later may follow work (and a charge): never repeated.
+                if not reused or time.monotonic() - sent_at > STALE_FAILURE_S:
                     raise
-                conn.close()  # a kept-alive connection the service had closed: once more, fresh
+                conn.close()
                 conn, _ = self._connection(fresh=True)
                 status, reply_headers, answer = self._exchange(conn, data, headers)
         except TimeoutError as exc:
