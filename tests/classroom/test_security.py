@@ -42,6 +42,16 @@ class _FakeUpstream(BaseHTTPRequestHandler):
             self._answer(401, {"message": "bad key"}, {})
         elif prompt == "echo":  # a hostile or buggy service repeating the key back
             self._answer(500, {"message": f"you sent {auth}"}, {"x-echo": auth})
+        elif prompt.startswith("hang up"):  # answer, then drop the kept-alive connection
+            self._answer(
+                200,
+                {
+                    "data": [{"b64_json": base64.b64encode(PNG).decode()}],
+                    "meta": {"usage": {"credits_used": 1, "usd_spent": 0.05}},
+                },
+                {},
+            )
+            self.close_connection = True  # fmt: skip
         else:
             self._answer(200, {
                 "data": [{"b64_json": base64.b64encode(PNG).decode()}],
@@ -140,3 +150,17 @@ def test_student_headers_are_not_forwarded(fake: ThreadingHTTPServer, folder: Pa
         assert r.status_code == 200
     ((headers, _),) = fake.seen  # type: ignore[attr-defined]
     assert "x-student" not in headers and "cookie" not in headers
+
+
+def test_a_kept_alive_connection_the_service_closed_is_replaced_once(
+    fake: ThreadingHTTPServer, folder: Path
+) -> None:
+    url = f"http://127.0.0.1:{fake.server_address[1]}"
+    with Classroom(folder, upstream=url, api_key=TEACHER_KEY) as room:
+        token = room.add_students(["ada"])["ada"]
+        codes = [post(room.url, token, {"prompt": f"hang up {i}"}).status_code for i in range(3)]
+        (row,) = room.status()
+    assert codes == [200, 200, 200]
+    prompts = [json.loads(body)["prompt"] for _, body in fake.seen]  # type: ignore[attr-defined]
+    assert prompts == ["hang up 0", "hang up 1", "hang up 2"]  # each sent once, none repeated
+    assert row["spent_usd"] == 0.15
