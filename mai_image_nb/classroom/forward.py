@@ -148,7 +148,8 @@ def _send(gateway: Gateway, hold: Hold, fields: dict[str, Any]) -> Answer:
                 gateway.queue.release(ticket)
             if again:
                 continue  # wait in the queue with everyone else, then go again
-            cost = _reported_micro(reply.body)
+            payload = _json_or_none(reply.body)  # parsed once: for the cost and the gallery
+            cost = _reported_micro(payload)
             if 200 <= reply.status < 300:
                 if cost is None:
                     cost = hold.estimate_micro  # paid for, as far as anyone can tell
@@ -156,7 +157,7 @@ def _send(gateway: Gateway, hold: Hold, fields: dict[str, Any]) -> Answer:
                     gateway.note_price(cost)
             _finish(gateway, hold, reply.status, cost)
             if 200 <= reply.status < 300 and hold.row_id is not None:
-                gateway.gallery.keep(hold.row_id, reply.body)
+                gateway.gallery.keep(hold.row_id, payload)
             headers = {k: reply.headers[k] for k in PASSED_HEADERS if k in reply.headers}
             content_type = reply.headers.get("content-type", "application/json")
             return Answer(reply.status, reply.body, content_type, headers)
@@ -190,12 +191,18 @@ def _finish(gateway: Gateway, hold: Hold, status: int, cost_micro: int | None) -
         gateway.ledger.finish(hold, http_status=status, cost_micro=cost_micro)
 
 
-def _reported_micro(body: bytes) -> int | None:
+def _json_or_none(body: bytes) -> object:
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _reported_micro(payload: object) -> int | None:
     """The answer's `meta.usage.usd_spent` in micro-dollars, or None when it reports none."""
     try:
-        usage = json.loads(body)["meta"]["usage"]
-        usd = usage["usd_spent"]
-    except (ValueError, KeyError, TypeError):
+        usd = payload["meta"]["usage"]["usd_spent"]  # type: ignore[index]
+    except (KeyError, TypeError):
         return None
     if isinstance(usd, bool) or not isinstance(usd, (int, float)) or not 0 <= usd < 1e6:
         return None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import json
 import logging
 import queue
 import threading
@@ -50,8 +49,8 @@ class Gallery:
         self._thread = threading.Thread(target=self._run, name="classroom-gallery", daemon=True)
         self._thread.start()
 
-    def keep(self, row_id: int, answer: bytes) -> None:
-        """Queue the image of a 2xx answer for saving (never blocks the student's answer)."""
+    def keep(self, row_id: int, answer: object) -> None:
+        """Queue the image of a 2xx answer (its parsed JSON) for saving; never blocks."""
         try:
             self._jobs.put_nowait((row_id, answer))
         except queue.Full:
@@ -111,7 +110,7 @@ class Gallery:
             finally:
                 self._jobs.task_done()
 
-    def _save(self, row_id: int, answer: bytes) -> None:
+    def _save(self, row_id: int, answer: object) -> None:
         data = self._image_bytes(answer)
         if data is None:
             return
@@ -123,10 +122,10 @@ class Gallery:
         path = self.folder / name
         _write_bytes(path, data)
 
-    def _image_bytes(self, answer: bytes) -> bytes | None:
+    def _image_bytes(self, answer: object) -> bytes | None:
         try:
-            first = json.loads(answer)["data"][0]
-        except (ValueError, KeyError, IndexError, TypeError):
+            first = answer["data"][0]  # type: ignore[index]
+        except (KeyError, IndexError, TypeError):
             return None
         if not isinstance(first, dict):
             return None
