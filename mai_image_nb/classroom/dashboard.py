@@ -47,6 +47,7 @@ class Dashboard(w.VBox):  # type: ignore[misc]
         self._base = url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {admin_token}"}
         self._session = requests.Session()
+        self._session.trust_env = False  # the admin token goes to the gateway, never a proxy
         self._http_lock = threading.Lock()
         self._previews: dict[str, str] = {}
         self._stop = threading.Event()
