@@ -174,18 +174,30 @@ class Handler(BaseHTTPRequestHandler):
         return error_answer(404, f"Cannot {method} {path}", "err_not_found")
 
     def _send(self, answer: Answer) -> None:
-        self.send_response(answer.status)
-        self.send_header("Content-Type", answer.content_type)
-        self.send_header("Content-Length", str(len(answer.body)))
-        self.send_header("Cache-Control", "no-store")
-        for name, value in answer.headers.items():
-            self.send_header(name, value)
+        """Status line, headers and body in one write (one packet for a small answer)."""
+        self.log_request(answer.status)
+        phrase = self.responses.get(answer.status, ("",))[0]
+        headers = {
+            "Server": self.version_string(),
+            "Date": self.date_time_string(),
+            "Content-Type": answer.content_type,
+            "Content-Length": str(len(answer.body)),
+            "Cache-Control": "no-store",
+            **answer.headers,
+        }
         if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(answer.body)
+            headers["Connection"] = "close"
+        head = f"{self.protocol_version} {answer.status} {phrase}\r\n" + "".join(
+            f"{name}: {_one_line(value)}\r\n" for name, value in headers.items()
+        )
+        body = answer.body if self.command != "HEAD" else b""
+        self.wfile.write(head.encode("latin-1", "replace") + b"\r\n" + body)
         self.wfile.flush()
+
+
+def _one_line(value: str) -> str:
+    """A header value as one line (a value passed on from the service cannot add headers)."""
+    return value.replace("\r", " ").replace("\n", " ")
 
 
 def _not_allowed(method: str, path: str, allowed: str) -> Answer:
