@@ -633,7 +633,7 @@ def test_migration_from_version_1_indexes_existing_rows(tmp_path: Path) -> None:
         assert h._has_fts
         assert [g.id for g in h.search("lighthouse")] == ["a"]
     with closing(sqlite3.connect(folder / DB_NAME)) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(_sqlite.MIGRATIONS)
 
 
 def test_a_newer_schema_is_refused_clearly(tmp_path: Path) -> None:
@@ -645,28 +645,50 @@ def test_a_newer_schema_is_refused_clearly(tmp_path: Path) -> None:
         History(folder)
 
 
-def test_a_damaged_database_is_named_in_the_error(tmp_path: Path) -> None:
+def test_a_damaged_database_is_moved_aside_and_rebuilt(tmp_path: Path) -> None:
     folder = tmp_path / "h"
-    folder.mkdir()
-    (folder / DB_NAME).write_bytes(b"this is not a database" * 100)
-    with pytest.raises(MaiImageError, match="damaged") as info:
-        History(folder)
-    assert str(folder / DB_NAME) in str(info.value)
+    with History(folder) as h:
+        add(h, "a", "a red fox")
+        add(h, "b", "a blue owl")
+    garbage = b"this is not a database" * 100
+    (folder / DB_NAME).write_bytes(garbage)
+    with History(folder) as h:
+        assert [g.id for g in h] == ["b", "a"]
+        assert h["a"].prompt == "a red fox"
+        assert h["b"].data == make_generation("b").data
+    (aside,) = folder.glob(f"{DB_NAME}.damaged-*")
+    assert aside.read_bytes() == garbage  # kept, never deleted
+    assert integrity(folder) == "ok"
 
 
-def test_leftovers_of_a_killed_writer_are_removed_on_open(tmp_path: Path) -> None:
+def test_the_damaged_message_no_longer_says_to_move_the_file(tmp_path: Path) -> None:
+    damage = sqlite3.DatabaseError("file is not a database")
+    error = _sqlite.history_error(tmp_path / DB_NAME, damage)
+    assert "rebuild" in str(error)
+    assert "move it aside" not in str(error)
+
+
+def test_leftovers_of_a_killed_writer_are_removed_and_orphans_adopted(tmp_path: Path) -> None:
     folder = tmp_path / "h"
     with History(folder) as h:
         add(h, "kept")
+        add(h, "orphan")
         h.thumbnail("kept")
-    images, thumbs = folder / "images", folder / "thumbs"
+    with closing(sqlite3.connect(folder / DB_NAME)) as conn, conn:
+        conn.execute("DELETE FROM generations WHERE id = 'orphan'")  # as if killed before it
+    images, thumbs, records = folder / "images", folder / "thumbs", folder / "records"
     (images / ".kept.png.abc123.tmp").write_bytes(b"half")
-    (images / "orphan.png").write_bytes(image_bytes(3))
+    (records / ".kept.png.json.abc123.tmp").write_bytes(b"half")
+    (records / "never-landed.png.json").write_bytes(b"{}")  # its image was never renamed in
+    (images / "unknown.png").write_bytes(image_bytes(3))  # nothing says what it is: kept
     (thumbs / ".kept.jpg.def456.tmp").write_bytes(b"half")
-    (thumbs / "orphan.jpg").write_bytes(b"x")
+    (thumbs / "gone.jpg").write_bytes(b"x")
     with History(folder) as h:
-        assert [g.id for g in h] == ["kept"]
-    assert sorted(p.name for p in images.iterdir()) == ["kept.png"]
+        assert [g.id for g in h] == ["orphan", "kept"]
+        assert h["orphan"].data == make_generation("orphan").data
+        assert h["orphan"].prompt == "a lighthouse at dusk orphan"
+    assert sorted(p.name for p in images.iterdir()) == ["kept.png", "orphan.png", "unknown.png"]
+    assert sorted(p.name for p in records.iterdir()) == ["kept.png.json", "orphan.png.json"]
     assert sorted(p.name for p in thumbs.iterdir()) == ["kept.jpg"]
 
 
