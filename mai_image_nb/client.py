@@ -10,7 +10,6 @@ import logging
 import os
 import random
 import threading
-import warnings
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from . import retry, transport
+from ._userwarn import warn_user
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -98,6 +98,7 @@ class Client:
         self._last_usd_loaded = False
         self._memory: dict[str, Generation] = {}
         self._memory_lock = threading.Lock()
+        self._store_warned = False
         self._server: OfflineServer | None = None
         self._listeners: list[Callable[[Generation], None]] = []
 
@@ -252,9 +253,8 @@ class Client:
     def cached(self, params: Params) -> Generation | None:
         """The stored generation for `params` on this client's service, without any request."""
         key = cache_key(params, self.service)
-        if self._history is not None:
-            found = self._history.lookup(key)
-        else:
+        found = self._history.lookup(key) if self._history is not None else None
+        if found is None:  # kept in memory: no history, or it could not be written
             with self._memory_lock:
                 found = self._memory.get(key)
         return found.as_cached() if found is not None else None
@@ -329,22 +329,33 @@ class Client:
             self._last_usd = usage.usd_spent
 
     def _store(self, generation: Generation, key: str) -> None:
-        if self._history is None:
-            with self._memory_lock:
-                self._memory[key] = generation
-            return
-        import sqlite3  # loaded with the history already; imported here to keep import light
+        """Keep `generation` in the history, else (no history, or it cannot be written: full
+        disk, read-only folder) in memory for this client's life: asking again never pays again.
+        """
+        if self._history is not None:
+            import sqlite3  # loaded with the history already; imported here to keep import light
 
-        try:
-            self._history.add(generation, cache_key=key)
-        except (OSError, sqlite3.Error, MaiImageError) as exc:
-            # The image is paid for and in hand: give it to the caller, but say so loudly.
-            log.warning("could not store generation %s in the history: %s", generation.id, exc)
-            warnings.warn(
-                f"generation {generation.id} could not be stored in the history: {exc}",
-                RuntimeWarning,
-                stacklevel=4,
-            )
+            try:
+                self._history.add(generation, cache_key=key)
+                return
+            except (OSError, sqlite3.Error, MaiImageError) as exc:
+                self._warn_not_stored(self._history, exc)
+        with self._memory_lock:
+            self._memory[key] = generation
+
+    def _warn_not_stored(self, history: History, exc: BaseException) -> None:
+        """One warning per client, naming the folder and the cause, from the user's line."""
+        log.warning("could not store a generation in the history at %s: %s", history.path, exc)
+        with self._memory_lock:
+            if self._store_warned:
+                return
+            self._store_warned = True
+        warn_user(
+            f"the history folder {history.path} cannot store new images ({exc}); this "
+            "client keeps them in memory until it is closed, so asking again does not pay again",
+            RuntimeWarning,
+            fallback=str(history.path),
+        )
 
     # -- HTTP with retries -----------------------------------------------------------------
 
