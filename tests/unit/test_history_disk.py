@@ -8,6 +8,7 @@ full-disk test is skipped with its reason.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -52,6 +53,18 @@ def tmpfs(where: Path, size: str) -> Iterator[Path]:
 
 def remount_read_only(where: Path) -> None:
     _run("mount", "-o", "remount,ro", str(where))
+
+
+def fill_up(path: Path) -> None:
+    """Write `path` until the filesystem is full (ENOSPC), and keep it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        while True:
+            os.write(fd, b"\x00" * 4096)
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC, exc
+    finally:
+        os.close(fd)
 
 
 def posts(server: OfflineServer) -> int:
@@ -268,13 +281,7 @@ def test_a_full_disk_keeps_new_images_in_memory_with_one_warning(
             warnings.simplefilter("always")
             with mai.Client(base_url=server.url, history=folder) as client:
                 stored = client.generate(PROMPTS[0])
-                fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT, 0o644)
-                try:
-                    with pytest.raises(OSError, match="No space left"):
-                        while True:
-                            os.write(fd, b"\x00" * 4096)
-                finally:
-                    os.close(fd)
+                fill_up(mnt / "filler")
                 before = posts(server)
                 first = client.generate(PROMPTS[1])
                 again = client.generate(PROMPTS[1])
