@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _records
+from . import _records, _sqlite
 from ._records import COLUMNS, RECORD_SUFFIX
 
 __all__ = ["Folder", "Outcome", "insert_row", "reconcile"]
@@ -111,9 +111,10 @@ def reconcile(conn: sqlite3.Connection, folder: Folder, *, writable: bool) -> Ou
                 _records.write_record(folder.records, dict(zip(COLUMNS, row, strict=True)))
                 outcome.records_written += 1
     orphans: list[dict[str, Any]] = []
+    records_dir = str(folder.records)
     for name in sorted(images - rows.keys()):
         record = (
-            _records.read_record(folder.record_of(name))
+            _records.read_record(os.path.join(records_dir, name + RECORD_SUFFIX))
             if name + RECORD_SUFFIX in record_names
             else None
         )
@@ -143,6 +144,7 @@ def _adopt(
     its writer did not get to finish, and is removed as that writer would have.
     """
     (next_seq,) = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM generations").fetchone()
+    adopted: dict[str, dict[str, Any]] = {}  # by id, in insertion order
     for record in sorted(orphans, key=lambda r: (r["seq"], r["created"], r["file"])):
         current = by_id.get(record["id"])
         if current is not None:
@@ -155,7 +157,9 @@ def _adopt(
             if writable:
                 outcome.removed += [folder.images / file, folder.record_of(file)]
                 outcome.removed += list(folder.thumbs.glob(f"{file.rsplit('.', 1)[0]}.*"))
-        insert_row(conn, {**record, "seq": next_seq})
+            adopted.pop(record["id"], None)
+        adopted[record["id"]] = {**record, "seq": next_seq}
         by_id[record["id"]] = (record["seq"], record["file"])
         next_seq += 1
-        outcome.adopted += 1
+    _sqlite.insert_many(conn, _INSERT, adopted.values(), len(adopted))
+    outcome.adopted += len(adopted)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import re
 import secrets
 import sqlite3
@@ -181,20 +182,22 @@ def write_record(records: Path, row: Mapping[str, Any]) -> Path:
     return path
 
 
-def read_record(path: Path) -> dict[str, Any] | None:
-    """The row a sidecar holds, or None when it is unreadable or not a record of ours."""
+def read_record(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The row a sidecar holds, or None when it is unreadable or not a valid record of ours."""
     try:
-        data = json.loads(path.read_bytes())
+        with open(path, "rb") as file:
+            data = json.loads(file.read())
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or not isinstance(data.get("record_format"), int):
         return None
-    if not all(name in data for name in COLUMNS):
-        return None
-    row = {name: data[name] for name in COLUMNS}
-    row["file"] = path.name[: -len(RECORD_SUFFIX)]  # the name on disk is the truth
     try:
-        generation_of(row, path.parent)  # every field must make a valid Generation
+        row = {name: data[name] for name in COLUMNS}
+    except KeyError:
+        return None
+    row["file"] = os.path.basename(path)[: -len(RECORD_SUFFIX)]  # the name on disk is the truth
+    try:
+        generation_of(row, Path())  # every field must make a valid Generation
     except (ValueError, TypeError, KeyError):
         return None
     return row

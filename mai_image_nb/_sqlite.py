@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ __all__ = [
     "connect",
     "has_table",
     "immediate",
+    "insert_many",
     "is_damage",
     "is_unwritable",
     "migrate",
@@ -77,6 +78,28 @@ def fts5_available(conn: sqlite3.Connection) -> bool:
     return True
 
 
+_FTS_INSERT_TRIGGER = (
+    "CREATE TRIGGER generations_fts_insert AFTER INSERT ON generations BEGIN "
+    "INSERT INTO generations_fts (rowid, prompt) VALUES (new.seq, new.prompt); END"
+)
+BULK_ROWS = 500  # from this many rows at once, the full-text index is rebuilt once instead
+
+
+def insert_many(conn: sqlite3.Connection, sql: str, rows: Iterable[Any], count: int) -> None:
+    """`executemany` of `count` rows; call inside a transaction.
+
+    For a bulk insert (a rebuild) the full-text index is built once afterwards rather than
+    row by row through its trigger: about twice as fast.
+    """
+    if count < BULK_ROWS or not has_table(conn, "generations_fts_insert"):
+        conn.executemany(sql, rows)
+        return
+    conn.execute("DROP TRIGGER generations_fts_insert")
+    conn.executemany(sql, rows)
+    conn.execute("INSERT INTO generations_fts (generations_fts) VALUES ('rebuild')")
+    conn.execute(_FTS_INSERT_TRIGGER)
+
+
 def _create_prompt_index(conn: sqlite3.Connection) -> None:
     """Full-text index on the prompt (FTS5, rowid = seq), kept in step by triggers."""
     if not fts5_available(conn):
@@ -85,10 +108,7 @@ def _create_prompt_index(conn: sqlite3.Connection) -> None:
         "CREATE VIRTUAL TABLE generations_fts USING fts5("
         "prompt, content='generations', content_rowid='seq')"
     )
-    conn.execute(
-        "CREATE TRIGGER generations_fts_insert AFTER INSERT ON generations BEGIN "
-        "INSERT INTO generations_fts (rowid, prompt) VALUES (new.seq, new.prompt); END"
-    )
+    conn.execute(_FTS_INSERT_TRIGGER)
     conn.execute(
         "CREATE TRIGGER generations_fts_delete AFTER DELETE ON generations BEGIN "
         "INSERT INTO generations_fts (generations_fts, rowid, prompt) "
