@@ -114,7 +114,7 @@ def reconcile(conn: sqlite3.Connection, folder: Folder, *, writable: bool) -> Ou
     records_dir = str(folder.records)
     for name in sorted(images - rows.keys()):
         record = (
-            _records.read_record(os.path.join(records_dir, name + RECORD_SUFFIX))
+            _records.read_record(records_dir, name + RECORD_SUFFIX)
             if name + RECORD_SUFFIX in record_names
             else None
         )

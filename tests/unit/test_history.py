@@ -6,11 +6,9 @@ import csv
 import io
 import json
 import sqlite3
-import statistics
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import datetime, timedelta, timezone
@@ -19,7 +17,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from mai_image_nb import _sqlite, display
+from mai_image_nb import _records, _sqlite, display
 from mai_image_nb import history as history_module
 from mai_image_nb.errors import MaiImageError, ValidationError
 from mai_image_nb.export import RECORD_FIELDS
@@ -32,7 +30,7 @@ from .crash_writer import image_bytes, key_of, make_generation
 
 REPO = Path(__file__).resolve().parents[2]
 CANARY = "sk-canary-history-7d1e0b9c"
-LOOKUP_MEDIAN_LIMIT_S = 0.002
+TINY_PNG = image_bytes(0, size=(8, 8))
 
 
 @pytest.fixture
@@ -705,32 +703,31 @@ def fill(folder: Path, n: int) -> list[str]:
         params = Params(prompt=f"prompt number {i} of a lighthouse {i % 97}", sample=i % 3)
         key = cache_key(params, "offline")
         keys.append(key)
-        rows.append(
-            (f"g{i:06d}", i + 1, key, "offline", params.model, params.prompt, "1:1", 1.0,
-             None, None, params.sample, (base + timedelta(seconds=i)).isoformat(), 8, 8, "png",
-             f"g{i:06d}.png", None, 1.0, 0.0627, 0.5)
+        gen = make_generation(
+            f"g{i:06d}", params.prompt, data=TINY_PNG, sample=params.sample,
+            created=base + timedelta(seconds=i), usage=Usage(credits_used=1.0, usd_spent=0.0627),
         )  # fmt: skip
+        rows.append(_records.row_of(gen, cache_key=key, file=f"g{i:06d}.png", seq=i + 1))
+    columns = ", ".join(_records.COLUMNS)
+    names = ", ".join(f":{name}" for name in _records.COLUMNS)
     with closing(sqlite3.connect(folder / DB_NAME)) as conn, conn:
-        conn.executemany(f"INSERT INTO generations VALUES ({', '.join('?' * 20)})", rows)
+        conn.executemany(f"INSERT INTO generations ({columns}) VALUES ({names})", rows)
     return keys
 
 
-def test_lookup_and_search_stay_fast_at_10000(tmp_path: Path) -> None:
+def test_lookup_and_search_at_10000(tmp_path: Path) -> None:
+    """Correct answers at 10,000 rows; their speed is measured in bench/ (bench_studio)."""
     keys = fill(tmp_path / "h", 10_000)
     with History(tmp_path / "h") as h:
         assert len(h) == 10_000
-        samples = []
         for key in keys[::100]:
-            started = time.perf_counter()
             found = h.lookup(key)
-            samples.append(time.perf_counter() - started)
             assert found is not None
-        assert statistics.median(samples) <= LOOKUP_MEDIAN_LIMIT_S
-        started = time.perf_counter()
+            assert cache_key(found.params, found.service) == key
         page = h.search("lighthouse 42", limit=24, offset=24)
         assert h.count("lighthouse") == 10_000
-        assert time.perf_counter() - started < 0.5
         assert len(page) == 24
+        assert all("lighthouse 42" in g.prompt for g in page)
 
 
 def test_export_csv_keeps_formulas_inert(history: History, tmp_path: Path) -> None:
