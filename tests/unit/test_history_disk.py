@@ -312,3 +312,23 @@ def test_a_warning_from_a_batch_points_at_the_users_line(
         assert all(isinstance(r, mai.Generation) for r in results)
         (warning,) = [w for w in caught if issubclass(w.category, RuntimeWarning)]
         assert warning.filename == __file__
+
+
+def test_a_folder_that_cannot_be_created_falls_back_to_memory_with_one_warning(
+    server: OfflineServer, tmp_path: Path
+) -> None:
+    if not CAN_MOUNT:
+        pytest.skip("needs root and mount: a real read-only filesystem to create the folder in")
+    with tmpfs(tmp_path / "mnt", "1m") as mnt:
+        remount_read_only(mnt)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with mai.Client(base_url=server.url, history=mnt / "new") as client:
+                assert client.history is None
+                first = client.generate(PROMPTS[0])
+                again = client.generate(PROMPTS[0])
+        assert server.post_count == 1
+        assert again.cached and again.data == first.data
+        (warning,) = [w for w in caught if issubclass(w.category, RuntimeWarning)]
+        assert warning.filename == __file__
+        assert str(mnt / "new") in str(warning.message)
