@@ -105,11 +105,7 @@ def reconcile(conn: sqlite3.Connection, folder: Folder, *, writable: bool) -> Ou
         outcome.removed += [  # thumbnails are a cache: those of nothing, or half-written, go
             folder.thumbs / n for n in _names(folder.thumbs) if n.split(".", 1)[0] not in stems
         ]
-        for file in rows.keys() & images:  # migration: records for rows made before sidecars
-            if file + RECORD_SUFFIX not in record_names:
-                row = conn.execute("SELECT * FROM generations WHERE file = ?", (file,)).fetchone()
-                _records.write_record(folder.records, dict(zip(COLUMNS, row, strict=True)))
-                outcome.records_written += 1
+        _write_missing_records(conn, folder, sorted(rows.keys() & images), record_names, outcome)
     orphans: list[dict[str, Any]] = []
     records_dir = str(folder.records)
     for name in sorted(images - rows.keys()):
@@ -126,6 +122,26 @@ def reconcile(conn: sqlite3.Connection, folder: Folder, *, writable: bool) -> Ou
     if writable:
         _records.remove_files(outcome.removed)
     return outcome
+
+
+def _write_missing_records(
+    conn: sqlite3.Connection,
+    folder: Folder,
+    files: list[str],
+    record_names: set[str],
+    outcome: Outcome,
+) -> None:
+    """Migration: a record for each row made before sidecars (best effort: a full disk
+    leaves the rest for the next open)."""
+    for file in files:
+        if file + RECORD_SUFFIX in record_names:
+            continue
+        found = conn.execute("SELECT * FROM generations WHERE file = ?", (file,)).fetchone()
+        try:
+            _records.write_record(folder.records, {name: found[name] for name in COLUMNS})
+        except OSError:
+            return
+        outcome.records_written += 1
 
 
 def _adopt(
