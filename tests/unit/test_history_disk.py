@@ -14,6 +14,7 @@ import re
 import shutil
 import sqlite3
 import subprocess
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -332,3 +333,20 @@ def test_a_folder_that_cannot_be_created_falls_back_to_memory_with_one_warning(
         (warning,) = [w for w in caught if issubclass(w.category, RuntimeWarning)]
         assert warning.filename == __file__
         assert str(mnt / "new") in str(warning.message)
+
+
+def test_a_warning_with_no_user_line_names_the_folder_not_the_package(
+    server: OfflineServer, tmp_path: Path
+) -> None:
+    """A worker the package started itself (a panel click): no user frame on any stack."""
+    with read_only_folder(tmp_path, server) as (folder, _):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with mai.Client(base_url=server.url, history=folder) as client:
+                worker = threading.Thread(target=client.generate, args=("from a worker",))
+                worker.start()
+                worker.join(timeout=30)
+                assert not worker.is_alive()
+        (warning,) = [w for w in caught if issubclass(w.category, RuntimeWarning)]
+        assert warning.filename == str(folder)
+        assert not warning.filename.startswith(str(Path(mai.__file__).parent))
