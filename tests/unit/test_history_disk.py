@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 import mai_image_nb as mai
-from mai_image_nb import _sqlite
+from mai_image_nb import _records, _sqlite
 from mai_image_nb.history import DB_NAME, History
 from mai_image_nb.offline import OfflineServer
 
@@ -350,3 +350,30 @@ def test_a_warning_with_no_user_line_names_the_folder_not_the_package(
         (warning,) = [w for w in caught if issubclass(w.category, RuntimeWarning)]
         assert warning.filename == str(folder)
         assert not warning.filename.startswith(str(Path(mai.__file__).parent))
+
+
+def test_opening_an_intact_history_reads_no_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "h"
+    with History(folder) as history:
+        for i in range(20):
+            gen = make_generation(f"g{i}")
+            history.add(gen, cache_key=key_of(gen))
+    reads: list[str] = []
+    real = _records.read_record
+
+    def counting(records: str, name: str) -> object:
+        reads.append(name)
+        return real(records, name)
+
+    monkeypatch.setattr(_records, "read_record", counting)
+    before = {p: p.stat().st_mtime_ns for p in (folder / "records").iterdir()}
+    with History(folder) as history:
+        assert len(history) == 20
+    assert reads == []  # no rebuild work
+    assert {p: p.stat().st_mtime_ns for p in (folder / "records").iterdir()} == before
+    (folder / DB_NAME).unlink()
+    with History(folder) as history:
+        assert len(history) == 20
+    assert sorted(reads) == sorted(f"g{i}.png.json" for i in range(20))  # the rebuild reads all
