@@ -9,6 +9,7 @@ full-disk test is skipped with its reason.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 import shutil
@@ -377,3 +378,25 @@ def test_opening_an_intact_history_reads_no_record(
     with History(folder) as history:
         assert len(history) == 20
     assert sorted(reads) == sorted(f"g{i}.png.json" for i in range(20))  # the rebuild reads all
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("aspect_ratio", "banana"), ("width", "8"), ("created", "yesterday"), ("id", "")],
+)
+def test_a_record_that_is_not_valid_is_not_adopted_and_its_image_is_kept(
+    tmp_path: Path, field: str, value: object
+) -> None:
+    folder = tmp_path / "h"
+    with History(folder) as history:
+        for gid in ("good", "bad"):
+            gen = make_generation(gid)
+            history.add(gen, cache_key=key_of(gen))
+    sidecar = folder / "records" / "bad.png.json"
+    record = json.loads(sidecar.read_text(encoding="utf-8"))
+    sidecar.write_text(json.dumps({**record, field: value}), encoding="utf-8")
+    (folder / DB_NAME).unlink()
+    with History(folder) as history:
+        assert [g.id for g in history] == ["good"]
+        assert history["good"].image.size == (48, 48)
+    assert (folder / "images" / "bad.png").exists()  # never deleted: only not listed
