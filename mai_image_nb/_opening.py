@@ -92,7 +92,9 @@ def _open_read_only(folder: Folder, db_path: Path, cause: str) -> Opened:
     """The database file opened read-only, or (missing, damaged) an index in memory rebuilt
     from the records, so a folder that cannot be written still serves its images."""
     if db_path.exists():
-        for options in ("mode=ro", "mode=ro&immutable=1"):
+        # immutable=1 (no -shm needed, the WAL ignored) only where nothing can write anyway
+        frozen = not os.access(db_path.parent, os.W_OK)
+        for options in ("mode=ro", "mode=ro&immutable=1") if frozen else ("mode=ro",):
             uri = f"file:{quote(str(db_path))}?{options}"
             opened = _try_read_only(uri, db_path, cause)
             if opened is not None:
