@@ -23,6 +23,7 @@ from ._reconcile import Folder, reconcile
 __all__ = ["Opened", "move_aside", "open_database"]
 
 _memory_ids = itertools.count()
+RECONCILE_WAIT_S = 0.25  # how long an open waits for another process's write to reconcile
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,7 @@ def _open_writable(folder: Folder, db_path: Path) -> Opened | str:
         try:
             conn = _sqlite.connect(db_path)
             _sqlite.migrate(conn, db_path)
-            with _sqlite.immediate(conn):
-                reconcile(conn, folder, writable=True)
+            _reconcile_on_open(conn, folder)
         except sqlite3.Error as exc:
             if conn is not None:
                 conn.close()
@@ -86,6 +86,27 @@ def _open_writable(folder: Folder, db_path: Path) -> Opened | str:
             raise
         return Opened(conn, lambda: _sqlite.connect(db_path, readonly=True), None)
     raise AssertionError("unreachable: the second attempt returns or raises")
+
+
+def _reconcile_on_open(conn: sqlite3.Connection, folder: Folder) -> None:
+    """Reconcile the folder; when the database has rows, only if the write lock is free soon.
+
+    An empty database (new, or lost) must be rebuilt before anything is served, so that
+    waits as long as any write. Otherwise adopting a killed writer's orphan can wait for
+    the next open: a reader opening while another process writes continuously is not kept
+    waiting for the lock, and the orphan's files stay where they are meanwhile.
+    """
+    must = conn.execute("SELECT 1 FROM generations LIMIT 1").fetchone() is None
+    if not must:
+        conn.execute(f"PRAGMA busy_timeout = {int(RECONCILE_WAIT_S * 1000)}")
+    try:
+        with _sqlite.immediate(conn):
+            reconcile(conn, folder, writable=True)
+    except sqlite3.OperationalError as exc:
+        if must or "locked" not in str(exc):
+            raise
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(_sqlite.BUSY_TIMEOUT_S * 1000)}")
 
 
 def _open_read_only(folder: Folder, db_path: Path, cause: str) -> Opened:

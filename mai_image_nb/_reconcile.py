@@ -1,7 +1,8 @@
 """Bring the database back in line with the images folder, which is the source of truth.
 
-Run on every open (inside the write transaction, so no writer is between its files and its
-row) and by `History.rebuild()` on an emptied table:
+Run on opening (inside the write transaction, so no writer is between its files and its
+row; skipped when another process holds that lock for long, see `_opening`) and by
+`History.rebuild()` on an emptied table:
 - an image with a sidecar but no row (its writer was killed between the two, or the database
   was lost) is adopted: its row is inserted again, never its file deleted;
 - a row whose image has no sidecar (a folder from before sidecars) gets one written;

@@ -400,3 +400,24 @@ def test_a_record_that_is_not_valid_is_not_adopted_and_its_image_is_kept(
         assert [g.id for g in history] == ["good"]
         assert history["good"].image.size == (48, 48)
     assert (folder / "images" / "bad.png").exists()  # never deleted: only not listed
+
+
+def test_an_open_during_another_write_serves_now_and_adopts_on_the_next_open(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "h"
+    with History(folder) as history:
+        for gid in ("kept", "orphan"):
+            gen = make_generation(gid)
+            history.add(gen, cache_key=key_of(gen))
+    with closing(sqlite3.connect(folder / DB_NAME, isolation_level=None)) as other:
+        other.execute("DELETE FROM generations WHERE id = 'orphan'")  # killed before its row
+        other.execute("BEGIN IMMEDIATE")  # another process is in the middle of a write
+        try:
+            with History(folder) as history:  # does not wait for it (30 s busy timeout)
+                assert [g.id for g in history] == ["kept"]
+        finally:
+            other.execute("ROLLBACK")
+    assert (folder / "images" / "orphan.png").exists()
+    with History(folder) as history:
+        assert [g.id for g in history] == ["orphan", "kept"]
