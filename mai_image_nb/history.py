@@ -23,7 +23,7 @@ from typing import Any
 
 from PIL import Image
 
-from . import _sqlite, display, pngmeta
+from . import _sqlite, pngmeta, previews
 from .errors import MaiImageError, ValidationError
 from .export import RECORD_FIELDS, export_generations, record_of
 from .generation import Generation, Usage
@@ -411,7 +411,7 @@ class History:
         data = _load_image(self._images / rows[0][0], id)
         try:
             with Image.open(io.BytesIO(data)) as image:
-                thumb = display.preview_bytes(image, max_px)
+                thumb = previews.preview_bytes(image, max_px)
         except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
             raise MaiImageError(f"the image of {id!r} cannot be decoded ({exc})") from exc
         with contextlib.suppress(OSError):  # a cache: failing to keep it is not an error
