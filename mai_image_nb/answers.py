@@ -11,18 +11,29 @@ import base64
 import binascii
 import io
 import json
+import os
 import re
 import warnings
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from PIL import Image
 
 from .errors import ResponseError
+from .generation import Generation
+from .params import Params
 from .transport import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
 from .usage import Usage
 
-__all__ = ["ImageRef", "image_refs", "inspect_image", "load_answer", "parse_usage"]
+__all__ = [
+    "ImageRef",
+    "image_refs",
+    "inspect_image",
+    "load_answer",
+    "new_generation",
+    "parse_usage",
+]
 
 _FORMATS = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp"}
 _DATA_URI = re.compile(r"data:[\w.+/-]*(?:;[\w.+=-]+)*;base64,", re.IGNORECASE)
@@ -158,3 +169,34 @@ def inspect_image(data: bytes) -> tuple[str, int, int]:
     except Exception as exc:  # noqa: BLE001 - Pillow raises OSError, SyntaxError, struct.error…
         raise ResponseError(f"the image could not be read: {_describe(exc)}") from None
     return image_format, width, height
+
+
+def new_generation(
+    params: Params,
+    *,
+    service: str,
+    data: bytes,
+    url: str | None,
+    usage: Usage | None,
+    elapsed_s: float,
+) -> Generation:
+    """A new `Generation` for image bytes of an answer, checked by `inspect_image` first.
+
+    Raises:
+        ResponseError: the bytes are not an image we accept.
+    """
+    image_format, width, height = inspect_image(data)
+    created = datetime.now(timezone.utc)
+    return Generation(
+        id=created.strftime("%Y%m%d-%H%M%S-") + os.urandom(4).hex(),
+        params=params,
+        service=service,
+        created=created,
+        width=width,
+        height=height,
+        image_format=image_format,
+        url=url,
+        usage=usage,
+        elapsed_s=round(elapsed_s, 4),
+        data=data,
+    )

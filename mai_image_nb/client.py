@@ -14,7 +14,6 @@ import threading
 import warnings
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
@@ -22,6 +21,7 @@ from . import answers, retry, transport
 from .errors import CancelledError, MaiImageError, ResponseError
 from .generation import Generation
 from .http_calls import Caller
+from .listeners import Listeners
 from .params import (
     DEFAULT_MODEL,
     Params,
@@ -93,7 +93,7 @@ class Client:
         self._memory: dict[str, Generation] = {}
         self._memory_lock = threading.Lock()
         self._server: OfflineServer | None = None
-        self._listeners: list[Callable[[Generation], None]] = []
+        self._listeners = Listeners()
 
         if offline:
             from .offline import OfflineServer
@@ -110,8 +110,7 @@ class Client:
             self.service = urlsplit(url).netloc.lower()
             auth = transport.BearerAuth(key) if key is not None else None
             self._finalizer = weakref.finalize(self, lambda: None)
-        # Sessions are lent per call and kept for reuse up to one per worker: bounded sockets.
-        self._calls = Caller(
+        self._calls = Caller(  # sessions lent per call, at most one idle per worker
             auth=auth, clock=self._clock, rand=random.random, max_idle_sessions=self.max_workers
         )
 
@@ -127,7 +126,7 @@ class Client:
 
     @property
     def spent_usd(self) -> float:
-        """Sum of `meta.usage.usd_spent` of every answer that reported one."""
+        """Reported `usd_spent` of every answer, and the estimate for each that reported none."""
         return self._spend.spent_usd
 
     @property
@@ -172,13 +171,7 @@ class Client:
         For panels that show the history live, or to log every image. A failing listener
         is logged and never costs the image. Returns a function that unsubscribes.
         """
-        self._listeners.append(listener)
-
-        def unsubscribe() -> None:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
-
-        return unsubscribe
+        return self._listeners.subscribe(listener)
 
     def _use_clock(self, clock: retry.Clock, rand: Callable[[], float] | None = None) -> None:
         """Swap the clock (and jitter source) that waits go through: for tests, not users."""
@@ -261,13 +254,10 @@ class Client:
     def generate_params(
         self, params: Params, *, cache: bool = True, cancel: threading.Event | None = None
     ) -> Generation:
-        """`generate()` for parameters already validated: the one-image engine.
-
-        Batches, grids and the panel validate their forms once and call this.
+        """`generate()` for parameters already validated (by a batch, grid or panel form).
 
         Raises:
-            MaiImageError: as `generate()` does (all but ValidationError), or this
-                client is closed.
+            MaiImageError: as `generate()` does (but ValidationError), or the client is closed.
         """
         if self._closed:
             raise MaiImageError("this Client is closed; make a new one")
@@ -281,7 +271,7 @@ class Client:
         try:
             return self._request(params, cancel, reservation)
         finally:
-            reservation.release()  # a no-op when a reported cost settled it
+            reservation.release()  # a no-op once the answer charged it
 
     def _request(
         self, params: Params, cancel: threading.Event | None, reservation: Reservation
@@ -297,15 +287,12 @@ class Client:
         try:
             payload = answers.load_answer(reply.body)
         except ResponseError:
-            reservation.settle(reservation.usd)  # a 2xx answer: paid for, as far as we know
+            reservation.charge(None)  # a 2xx answer: paid for, as far as we can tell
             raise
         usage = answers.parse_usage(payload)
+        reservation.charge(usage.usd_spent if usage is not None else None)
         if usage is not None:
-            reservation.settle(usage.usd_spent)
             self._last_usd = usage.usd_spent
-        else:
-            # No usable cost: charged at the estimate, so sent × estimate never passes the budget.
-            reservation.settle(reservation.usd)
         first, *others = answers.image_refs(payload)
         generation = self._keep(params, first, usage, started)
         for ref in others:  # paid for too: each kept as the next free sample
@@ -322,40 +309,24 @@ class Client:
         return dataclasses.replace(params, sample=sample)
 
     def _keep(
-        self,
-        params: Params,
-        ref: answers.ImageRef,
-        usage: Usage | None,
-        started: float,
+        self, params: Params, ref: answers.ImageRef, usage: Usage | None, started: float
     ) -> Generation:
         """One image of an answer, fetched if need be, checked, stored and announced."""
-        if ref.data is not None:
-            data = ref.data
-        else:
+        data = ref.data
+        if data is None:
             data = self._calls.download(
                 ref.url or "", max_retries=self.max_retries, timeout_s=self.timeout
             )
-        image_format, width, height = answers.inspect_image(data)
-        created = datetime.now(timezone.utc)
-        generation = Generation(
-            id=created.strftime("%Y%m%d-%H%M%S-") + os.urandom(4).hex(),
-            params=params,
+        generation = answers.new_generation(
+            params,
             service=self.service,
-            created=created,
-            width=width,
-            height=height,
-            image_format=image_format,
+            data=data,
             url=ref.url,
             usage=usage,
-            elapsed_s=round(self._clock.now() - started, 4),
-            data=data,
+            elapsed_s=self._clock.now() - started,
         )
         self._store(generation, cache_key(params, self.service))
-        for listener in list(self._listeners):
-            try:
-                listener(generation)
-            except Exception:  # a broken display must not cost the user the image
-                log.warning("a generation listener failed", exc_info=True)
+        self._listeners.notify(generation)
         return generation
 
     def _store(self, generation: Generation, key: str) -> None:
@@ -375,8 +346,6 @@ class Client:
                 RuntimeWarning,
                 stacklevel=4,
             )
-
-    # -- grids and batches (batch.py does the work) ------------------------------------------
 
     def compare(
         self,
@@ -417,9 +386,8 @@ class Client:
         prompts_or_dicts: Iterable[str | Mapping[str, Any]],
         **common: Any,
     ) -> list[Generation | MaiImageError]:
-        """Many images concurrently; results in input order, an error in the slot of each failure.
-
-        A dict item overrides `common`. `progress` and `cancel` work as in `compare`.
+        """Many images concurrently, in input order, an error in each failure's slot; a dict
+        item overrides `common`; `progress` and `cancel` work as in `compare`.
 
         Raises:
             ValidationError: `prompts_or_dicts` is a bare string or bytes, or an unknown
