@@ -18,7 +18,7 @@ from typing import Any
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from . import display, pngmeta
+from . import _files, display
 from ._version import __version__
 from .errors import MaiImageError
 from .generation import Generation
@@ -200,7 +200,7 @@ class Comparison:
             MaiImageError: a cell's image file (from the history) is missing or unreadable.
             OSError: the file cannot be written.
         """
-        return pngmeta.save_png(path, self.png_bytes())
+        return _files.save_png(path, self.png_bytes())
 
     def _repr_png_(self) -> bytes:
         buffer = io.BytesIO()

@@ -23,7 +23,7 @@ from typing import Any
 
 from PIL import Image
 
-from . import _sqlite, pngmeta, previews
+from . import _files, _sqlite, previews
 from .errors import MaiImageError, ValidationError
 from .export import RECORD_FIELDS, export_generations, record_of
 from .generation import Generation, Usage
@@ -56,10 +56,10 @@ _INSERT = (
 
 def _file_stem(generation_id: str) -> str:
     """The id itself when it is a plain file name, else a slug plus a digest (always unique)."""
-    if _PLAIN_ID.fullmatch(generation_id) and not pngmeta.is_reserved_name(generation_id):
+    if _PLAIN_ID.fullmatch(generation_id) and not _files.is_reserved_name(generation_id):
         return generation_id
     digest = hashlib.sha256(generation_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-    slug = pngmeta.slugify(generation_id, 40).encode("ascii", "ignore").decode()
+    slug = _files.slugify(generation_id, 40).encode("ascii", "ignore").decode()
     return f"{slug}~{digest}" if slug else digest
 
 
@@ -239,7 +239,7 @@ class History:
 
     def _write_image(self, name: str, data: bytes) -> None:
         try:
-            pngmeta.write_atomic(self._images / name, data)
+            _files.write_atomic(self._images / name, data)
         except OSError as exc:
             raise MaiImageError(f"cannot write the image to {self._images} ({exc})") from exc
 
@@ -415,7 +415,7 @@ class History:
         except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
             raise MaiImageError(f"the image of {id!r} cannot be decoded ({exc})") from exc
         with contextlib.suppress(OSError):  # a cache: failing to keep it is not an error
-            pngmeta.write_atomic(path, thumb)
+            _files.write_atomic(path, thumb)
         return thumb
 
     def export(self, folder: str | os.PathLike[str]) -> Path:

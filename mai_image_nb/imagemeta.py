@@ -153,7 +153,7 @@ def _record_from_xmp(xmp: bytes, source: str) -> dict[str, Any]:
 
 
 def _not_ours(source: str, reason: str) -> ValidationError:
-    return ValidationError("image", source, f"an image written by mai_image_nb ({reason})")
+    return pngmeta.NotOurImageError(source, reason, "a PNG, JPEG or WebP")
 
 
 def read_record(path_or_bytes: pngmeta.Source) -> dict[str, Any]:
@@ -201,6 +201,6 @@ def read_params(path_or_bytes: pngmeta.Source) -> dict[str, Any]:
     """
     record = read_record(path_or_bytes)
     if "prompt" not in record:
-        raise ValidationError("image", "its parameters", "a record with a prompt")
+        raise pngmeta.NotOurImageError("this image", "its parameters have no prompt")
     params = validate_params(**{f: record[f] for f in GENERATE_FIELDS if f in record})
     return params.generate_kwargs()

@@ -20,18 +20,16 @@ from hypothesis import strategies as st
 from PIL import Image, PngImagePlugin
 
 from mai_image_nb import pngmeta
-from mai_image_nb._version import __version__
-from mai_image_nb.errors import ValidationError
-from mai_image_nb.pngmeta import (
+from mai_image_nb._files import (
     MAX_NAME_BYTES,
-    embed_params,
-    read_params,
-    read_record,
     safe_filename,
     unique_path,
     write_atomic,
     write_new_file,
 )
+from mai_image_nb._version import __version__
+from mai_image_nb.errors import ValidationError
+from mai_image_nb.pngmeta import embed_params, read_params, read_record
 
 from .crash_writer import image_bytes, make_generation
 
