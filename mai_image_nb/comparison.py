@@ -209,6 +209,14 @@ class Comparison:
 
     def _repr_html_(self) -> str:
         sheet = self.image()
+        return display.figure_html(self._repr_png_(), "image/png", self._caption(), sheet.width)
+
+    def _ipython_display_(self) -> None:
+        # The sheet once (image/png) and the caption apart: see `display.show_once`.
+        sheet = self.image()
+        display.show_once(self._repr_png_(), self._caption(), repr(self), sheet.width)
+
+    def _caption(self) -> str:
         done = sum(1 for c in self.cells if c.ok)
         caption = (
             f"<b>{display.escape(display.short_prompt(self.prompt))}</b><br>"
@@ -217,7 +225,7 @@ class Comparison:
         )
         if self.failed:
             caption += f" · {len(self.failed)} failed (retry_failed() re-runs them)"
-        return display.figure_html(self._repr_png_(), "image/png", caption, sheet.width)
+        return caption
 
     def __repr__(self) -> str:
         return (

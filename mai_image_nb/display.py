@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import html
 
-__all__ = ["caption_html", "escape", "figure_html", "short_prompt"]
+__all__ = ["caption_html", "escape", "figure_html", "short_prompt", "show_once"]
 
 _CAPTION_PROMPT_CHARS = 300
 
@@ -38,3 +38,19 @@ def figure_html(data: bytes, mime: str, caption_html: str, width: int) -> str:
 def caption_html(caption: str) -> str:
     """A caption line (already escaped HTML) styled like `figure_html`'s, without an image."""
     return f'<div style="font-size:90%;color:#555">{caption}</div>'
+
+
+def show_once(png: bytes, caption: str, text: str, width: int) -> None:
+    """Show an image then its caption (escaped HTML) as two outputs in IPython.
+
+    A saved notebook then holds the PNG once (an `image/png` output, which nbconvert and
+    GitHub show as `<img>`), instead of once more as base64 inside an HTML figure.
+    """
+    from IPython.display import display
+
+    display(  # type: ignore[no-untyped-call]
+        {"image/png": png, "text/plain": text},
+        raw=True,
+        metadata={"image/png": {"width": int(width)}},
+    )
+    display({"text/html": caption_html(caption)}, raw=True)  # type: ignore[no-untyped-call]

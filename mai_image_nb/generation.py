@@ -222,16 +222,7 @@ class Generation:
         )
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display as show
-
-        png = self._repr_png_()
-        show(  # type: ignore[no-untyped-call]
-            {"image/png": png, "text/plain": repr(self)},
-            raw=True,
-            metadata={"image/png": {"width": self.width}},
-        )
-        caption = display.caption_html(generation_caption(self))
-        show({"text/html": caption}, raw=True)  # type: ignore[no-untyped-call]
+        display.show_once(self._repr_png_(), generation_caption(self), repr(self), self.width)
 
     def __repr__(self) -> str:
         return (
