@@ -7,6 +7,7 @@ the XMP is searched as text (no XML parser, so no entity tricks) within a size c
 
 from __future__ import annotations
 
+import errno
 import html
 import io
 import json
@@ -129,6 +130,11 @@ def save_image(
     """
     target, image_format = _target(path, safe_filename(*name, ext="png"))
     encoded = embed_record(data, record, image_format)
+    blocker = next((p for p in target.parents if p.exists() or p.is_symlink()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise NotADirectoryError(
+            errno.ENOTDIR, f"could not save {target}: {blocker} is a file, not a folder"
+        )
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(target, encoded)
