@@ -49,6 +49,8 @@ def test_batches_and_grids_leave_threads_and_sockets_bounded(
         assert threading.active_count() <= threads + THREAD_SLACK
         assert open_fds() <= fds + FD_SLACK
     assert server.post_count == 4 + 36 * 4 + 12 * 4
+    # Sessions are reused across batches: connections stay near 2 × max_workers, not 1 a call.
+    assert server.connection_count <= 4 * 2 * 2, server.connection_count
 
 
 def _run_script(script: str, tmp_path: Path, timeout_s: float = 300) -> str:
