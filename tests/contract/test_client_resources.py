@@ -135,3 +135,25 @@ def test_history_false_memory_stays_near_the_size_of_the_files(tmp_path: Path) -
     )
     grown, files = (float(x) for x in out.split()[1:4:2])
     assert grown <= files + 96, out  # retaining decoded pixels would add ~300 MiB
+
+
+def test_decoded_pixels_are_not_retained_and_close_releases_the_memory_cache(
+    server: OfflineServer,
+) -> None:
+    import gc
+    import weakref
+
+    from mai_image_nb.params import validate_params
+
+    with mai.Client(base_url=server.url, history=False) as c:
+        gen = c.generate("a lighthouse")
+        shown = gen.image
+        assert gen.image is shown  # the same object while someone holds it
+        pixels = weakref.ref(shown)
+        del shown
+        gc.collect()
+        assert pixels() is None, "a cache or the Generation kept the decoded image"
+        assert gen.image.size == (gen.width, gen.height)  # decoded again on demand
+        params = validate_params("a lighthouse", model=c.model)
+        assert c.cached(params) is not None
+    assert c.cached(params) is None  # close() let go of the in-memory cache
