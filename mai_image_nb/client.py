@@ -294,13 +294,14 @@ class Client:
         if usage is not None:
             self._last_usd = usage.usd_spent
         first, *others = answers.image_refs(payload)
-        generation = self._keep(params, first, usage, started)
-        for ref in others:  # paid for too: each kept as the next free sample
-            try:
-                self._keep(self._next_free_sample(params), ref, None, started)
-            except MaiImageError as exc:
-                log.warning("an extra image of the answer could not be kept: %s", exc)
-        return generation
+        try:
+            return self._keep(params, first, usage, started)
+        finally:  # the others are paid for too (even if the first failed): next free samples
+            for ref in others:
+                try:
+                    self._keep(self._next_free_sample(params), ref, None, started)
+                except MaiImageError as exc:
+                    log.warning("an extra image of the answer could not be kept: %s", exc)
 
     def _next_free_sample(self, params: Params) -> Params:
         sample = params.sample + 1

@@ -169,6 +169,18 @@ def test_extra_images_are_kept_without_a_history(server: OfflineServer) -> None:
         assert server.post_count == posts
 
 
+def test_when_the_first_image_is_unusable_the_others_are_still_kept(
+    client: mai.Client, server: OfflineServer
+) -> None:
+    good = image_bytes(size=(10, 10))
+    server.script(Fault.body(answer(b64(b"plain text, not an image"), b64(good))))
+    with pytest.raises(errors.ResponseError):
+        client.generate("a fox", cache=False)
+    posts = server.post_count
+    assert client.generate("a fox", sample=1).data == good
+    assert server.post_count == posts
+
+
 # -- any decodable mode ---------------------------------------------------------------------
 
 
