@@ -15,7 +15,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from PIL import Image
 
@@ -180,19 +180,42 @@ def read_record(path_or_bytes: pngmeta.Source) -> dict[str, Any]:
     is_webp = head[:4] == b"RIFF" and head[8:12] == b"WEBP"
     if not (is_jpeg or is_webp):
         return pngmeta.read_record(path_or_bytes)
-    stream: Any = (
-        io.BytesIO(bytes(path_or_bytes))
-        if isinstance(path_or_bytes, bytes | bytearray | memoryview)
-        else Path(path_or_bytes)
-    )
-    try:
-        with Image.open(stream, formats=["JPEG", "WEBP"]) as image:
-            xmp = image.info.get("xmp")
-    except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise _not_ours(source, "it cannot be read as JPEG or WebP") from exc
-    if not isinstance(xmp, bytes):
+    stream: IO[bytes]
+    if isinstance(path_or_bytes, bytes | bytearray | memoryview):
+        stream = io.BytesIO(bytes(path_or_bytes))
+    else:
+        stream = Path(path_or_bytes).open("rb")  # noqa: SIM115 - closed by the with below
+    with stream:
+        xmp = _webp_xmp(stream, source) if is_webp else _jpeg_xmp(stream, source)
+    if xmp is None:
         raise _not_ours(source, "it has no XMP metadata")
     return _record_from_xmp(xmp, source)
+
+
+def _webp_xmp(stream: IO[bytes], source: str) -> bytes | None:
+    """The XMP chunk of a WebP, walking RIFF chunk headers (pixels and other chunks skipped)."""
+    stream.seek(12)
+    for _ in range(pngmeta.MAX_CHUNKS_BEFORE_PIXELS):
+        header = stream.read(8)
+        if len(header) < 8:
+            return None
+        kind, size = header[:4], int.from_bytes(header[4:], "little")
+        if kind == b"XMP ":
+            if size > pngmeta.TEXT_LIMIT_BYTES:
+                raise _not_ours(source, f"its XMP is larger than {pngmeta.TEXT_LIMIT_BYTES} bytes")
+            return stream.read(size)
+        stream.seek(size + (size & 1), io.SEEK_CUR)
+    raise _not_ours(source, f"it has more than {pngmeta.MAX_CHUNKS_BEFORE_PIXELS} chunks")
+
+
+def _jpeg_xmp(stream: IO[bytes], source: str) -> bytes | None:
+    """The XMP packet of a JPEG (Pillow reads only the markers before the scan)."""
+    try:
+        with Image.open(stream, formats=["JPEG"]) as image:
+            xmp = image.info.get("xmp")
+    except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise _not_ours(source, "it cannot be read as a JPEG") from exc
+    return xmp if isinstance(xmp, bytes) else None
 
 
 def read_params(path_or_bytes: pngmeta.Source) -> dict[str, Any]:

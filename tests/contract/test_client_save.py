@@ -124,3 +124,21 @@ def test_a_jpeg_without_our_metadata_is_refused(tmp_path: Path) -> None:
     Image.new("RGB", (8, 8)).save(plain)
     with pytest.raises(errors.ValidationError, match=r"photo\.jpg"):
         mai.read_params(plain)
+
+
+def test_webp_xmp_over_the_text_limit_is_refused_without_reading_it(tmp_path: Path) -> None:
+    from mai_image_nb import pngmeta
+
+    path = tmp_path / "huge-xmp.webp"
+    Image.new("RGB", (8, 8)).save(
+        path, format="WEBP", xmp=b"<x/>" * (pngmeta.TEXT_LIMIT_BYTES // 4 + 1)
+    )
+    with pytest.raises(errors.ValidationError, match="larger than"):
+        mai.read_params(path)
+
+
+def test_webp_without_xmp_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "plain.webp"
+    Image.new("RGB", (8, 8)).save(path, format="WEBP")
+    with pytest.raises(errors.ValidationError, match="no XMP"):
+        mai.read_params(path.read_bytes())
