@@ -2,7 +2,8 @@
 
 PNG keeps them in iTXt chunks (`pngmeta.py`); JPEG and WebP in an XMP packet whose
 `mai:record` element holds the same JSON record. Reading treats every file as untrusted:
-the XMP is searched as text (no XML parser, so no entity tricks) within a size cap.
+JPEG segments and WebP chunks are walked by their headers (pixels never decoded, whatever
+size the file claims), and the XMP is searched as text (no XML parser) within a size cap.
 """
 
 from __future__ import annotations
@@ -208,14 +209,29 @@ def _webp_xmp(stream: IO[bytes], source: str) -> bytes | None:
     raise _not_ours(source, f"it has more than {pngmeta.MAX_CHUNKS_BEFORE_PIXELS} chunks")
 
 
+_XMP_APP1 = b"http://ns.adobe.com/xap/1.0/\x00"
+
+
 def _jpeg_xmp(stream: IO[bytes], source: str) -> bytes | None:
-    """The XMP packet of a JPEG (Pillow reads only the markers before the scan)."""
-    try:
-        with Image.open(stream, formats=["JPEG"]) as image:
-            xmp = image.info.get("xmp")
-    except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise _not_ours(source, "it cannot be read as a JPEG") from exc
-    return xmp if isinstance(xmp, bytes) else None
+    """The XMP APP1 segment of a JPEG, walking marker segments up to the scan (no pixels)."""
+    stream.seek(2)
+    for _ in range(pngmeta.MAX_CHUNKS_BEFORE_PIXELS):
+        marker = stream.read(2)
+        while marker[:1] == b"\xff" and marker[1:] == b"\xff":  # fill bytes
+            marker = marker[1:] + stream.read(1)
+        if len(marker) < 2 or marker[0] != 0xFF or marker[1] in (0xD9, 0xDA):
+            return None  # end of image, start of scan, or not a marker: no XMP before pixels
+        length = int.from_bytes(stream.read(2), "big")
+        if length < 2:
+            raise _not_ours(source, "its JPEG structure is damaged")
+        if marker[1] == 0xE1 and length - 2 > len(_XMP_APP1):
+            head = stream.read(len(_XMP_APP1))
+            if head == _XMP_APP1:
+                return stream.read(length - 2 - len(_XMP_APP1))
+            stream.seek(length - 2 - len(head), io.SEEK_CUR)
+        else:
+            stream.seek(length - 2, io.SEEK_CUR)
+    raise _not_ours(source, f"it has more than {pngmeta.MAX_CHUNKS_BEFORE_PIXELS} segments")
 
 
 def read_params(path_or_bytes: pngmeta.Source) -> dict[str, Any]:

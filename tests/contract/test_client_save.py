@@ -142,3 +142,12 @@ def test_webp_without_xmp_is_refused(tmp_path: Path) -> None:
     Image.new("RGB", (8, 8)).save(path, format="WEBP")
     with pytest.raises(errors.ValidationError, match="no XMP"):
         mai.read_params(path.read_bytes())
+
+
+def test_a_jpeg_claiming_huge_dimensions_is_read_without_decoding(
+    gen: mai.Generation, saves: Path
+) -> None:
+    data = bytearray(gen.save(saves / "x.jpg").read_bytes())
+    sof = data.index(b"\xff\xc0") if b"\xff\xc0" in data else data.index(b"\xff\xc2")
+    data[sof + 5 : sof + 9] = (60000).to_bytes(2, "big") * 2  # height, width: 3.6 gigapixels
+    assert mai.read_params(bytes(data))["prompt"] == PROMPT
