@@ -22,8 +22,9 @@ from typing import Any
 
 from . import _files
 from .errors import MaiImageError, ValidationError
-from .generation import Generation, Usage
+from .generation import Generation
 from .params import Params, validate_params
+from .usage import Usage
 
 __all__ = [
     "COLUMNS",

@@ -22,7 +22,7 @@ from typing import Any
 
 from PIL import Image
 
-from . import _files, _records, _sqlite, display
+from . import _files, _records, _sqlite, previews
 from ._opening import move_aside, open_database
 from ._reconcile import Folder, insert_row, reconcile
 from .errors import MaiImageError, ValidationError
@@ -345,7 +345,7 @@ class History:
         data = _records.load_image(self._folder.images / rows[0][0], id)
         try:
             with Image.open(io.BytesIO(data)) as image:
-                thumb = display.preview_bytes(image, max_px)
+                thumb = previews.preview_bytes(image, max_px)
         except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
             raise MaiImageError(f"the image of {id!r} cannot be decoded ({exc})") from exc
         with contextlib.suppress(OSError):  # a cache: failing to keep it is not an error

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from mai_image_nb import _records, _sqlite, display
+from mai_image_nb import _records, _sqlite, previews
 from mai_image_nb import history as history_module
 from mai_image_nb.errors import MaiImageError, ValidationError
 from mai_image_nb.export import RECORD_FIELDS
@@ -433,14 +433,14 @@ def test_thumbnail_is_made_once_and_kept(history: History, monkeypatch: pytest.M
     gen = make_generation("t", data=image_bytes(1, size=(600, 300)))
     history.add(gen, cache_key="k")
     made = 0
-    real = display.preview_bytes
+    real = previews.preview_bytes
 
     def counting(image: Image.Image, max_px: int = 512) -> bytes:
         nonlocal made
         made += 1
         return real(image, max_px)
 
-    monkeypatch.setattr(display, "preview_bytes", counting)
+    monkeypatch.setattr(previews, "preview_bytes", counting)
     first = history.thumbnail("t")
     path = history.path / "thumbs" / "t.jpg"
     stat = path.stat()
