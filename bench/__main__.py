@@ -16,7 +16,15 @@ from pathlib import Path
 
 from bench.harness import Row, print_table
 
-MODULES = ["bench_client", "bench_grid", "bench_studio", "reliability", "bench_classroom"]
+MODULES = [
+    "bench_client",
+    "bench_grid",
+    "bench_studio",
+    "bench_history",
+    "reliability",
+    "bench_soak",
+    "bench_classroom",
+]
 
 
 def main(argv: list[str] | None = None) -> int:
