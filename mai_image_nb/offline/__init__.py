@@ -7,7 +7,8 @@ import logging
 
 from .faults import CHAOS_FAULTS, Chaos, Fault
 from .render import render_image, render_png
-from .server import OfflineServer, RecordedRequest
+from .schema import RecordedRequest
+from .server import OfflineServer
 
 __all__ = [
     "CHAOS_FAULTS",
