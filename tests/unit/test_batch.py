@@ -1,4 +1,7 @@
-"""batch.py, through `generate_many`: input order, per-item errors, cancel, the budget rule."""
+"""batch.py, through `generate_many`: input order, per-item errors, cancel, the budget rule.
+
+Grids (the other user of batch.py) are tested in tests/contract/test_compare.py.
+"""
 
 from __future__ import annotations
 
@@ -24,33 +27,46 @@ def test_results_come_back_in_input_order(client: mai.Client) -> None:
     assert [r.prompt for r in results if isinstance(r, mai.Generation)] == prompts
 
 
-def test_an_invalid_item_is_an_error_in_its_slot_and_sends_nothing(
-    client: mai.Client, server: OfflineServer
+def test_generate_many_order_overrides_and_invalid_slots(
+    server: OfflineServer, client: mai.Client
 ) -> None:
-    items: list[str | dict[str, str]] = [
-        "a hill",
-        {"prompt": "a dune", "aspect_ratio": "7:3"},
-        {"prompt": "a cave"},
-    ]
-    results = client.generate_many(items, aspect_ratio="16:9", progress=False)
-    assert isinstance(results[1], mai.ValidationError)
-    assert "aspect_ratio" in str(results[1])
-    ok = [r for r in results if isinstance(r, mai.Generation)]
-    assert [g.aspect_ratio for g in ok] == ["16:9", "16:9"]  # `common` applies to each item
-    assert server.post_count == 2
-
-
-def test_a_dict_item_overrides_common(client: mai.Client) -> None:
     results = client.generate_many(
-        [{"prompt": "a reef", "temperature": 0.0}, "a reef"], temperature=1.5, progress=False
+        [
+            "a cat",
+            {"prompt": "a dog", "aspect_ratio": "9:16"},
+            {"prompt": ""},
+            {"prompt": "a cow", "temperature": 9},
+            {"prompt": "an eel", "colour": "red"},
+            "a bee",
+        ],
+        aspect_ratio="16:9",
+        temperature=0.3,
+        progress=False,
     )
-    assert [r.temperature for r in results if isinstance(r, mai.Generation)] == [0.0, 1.5]
+    assert server.post_count == 3
+    cat, dog, empty, cow, eel, bee = results
+    assert isinstance(cat, mai.Generation) and cat.aspect_ratio == "16:9" and cat.temperature == 0.3
+    assert isinstance(dog, mai.Generation) and dog.aspect_ratio == "9:16"
+    assert isinstance(empty, mai.ValidationError) and empty.field == "prompt"
+    assert isinstance(cow, mai.ValidationError) and cow.field == "temperature"
+    assert isinstance(eel, mai.ValidationError)
+    assert isinstance(bee, mai.Generation) and bee.prompt == "a bee"
 
 
-def test_a_set_cancel_sends_nothing(client: mai.Client, server: OfflineServer) -> None:
+def test_generate_many_budget_counts_uncached_only(server: OfflineServer, tmp_path: Path) -> None:
+    with mai.Client(base_url=server.url, history=tmp_path / "h", budget_usd=0.2) as c:
+        c.generate_many(["a", "b", "c"], progress=False)
+        with pytest.raises(mai.BudgetExceededError):
+            c.generate_many(["a", "b", "c", "d"], progress=False)
+        assert server.post_count == 3
+        again = c.generate_many(["a", "b", "c"], progress=False)
+        assert all(isinstance(g, mai.Generation) and g.cached for g in again)
+
+
+def test_generate_many_with_cancel_already_set(server: OfflineServer, client: mai.Client) -> None:
     cancel = threading.Event()
     cancel.set()
-    results = client.generate_many(["a", "b"], cancel=cancel, progress=False)
+    results = client.generate_many(["a", "b"], progress=False, cancel=cancel)
     assert all(isinstance(r, mai.CancelledError) for r in results)
     assert server.post_count == 0
 
