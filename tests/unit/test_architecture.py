@@ -17,6 +17,7 @@ too) except under `if TYPE_CHECKING:`; `from . import x` points at module `x` wh
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -203,6 +204,20 @@ def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return cycles
 
 
+def third_party_imports(tree: ast.Module) -> set[str]:
+    """Top-level names of the non-package modules imported anywhere, TYPE_CHECKING aside."""
+    skipped = type_checking_only(tree)
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return found - {"mai_image_nb"}
+
+
 PACKAGE = read_package(PACKAGE_DIR)
 DEFINED = {name: defined_privates(tree) for name, (tree, _) in PACKAGE.items()}
 LINES = {module_name(p, PACKAGE_DIR): p.read_text(encoding="utf-8").count("\n")
@@ -228,6 +243,65 @@ def test_no_import_cycles() -> None:
 @pytest.mark.parametrize("module", sorted(PACKAGE))
 def test_modules_stay_small(module: str) -> None:
     assert LINES[module] <= MAX_MODULE_LINES, f"{module}: {LINES[module]} lines"
+
+
+# The layers of ARCHITECTURE.md, top to bottom: a module may import its own layer's and
+# lower layers' modules, never a higher layer's.
+LAYERS = {
+    "studio": 0,
+    "client": 1, "batch": 1, "settings": 1,
+    "history": 2, "export": 2, "comparison": 2, "sheet": 2, "offline": 2,
+    "transport": 3, "generation": 3, "pngmeta": 3, "display": 3, "retry": 3, "spend": 3,
+    "_sqlite": 3, "_files": 3, "params": 3, "_version": 3,
+    "errors": 4,
+}  # fmt: skip
+# Third-party imports allowed only in some places: name -> module prefixes that may import it.
+CONFINED_IMPORTS = {
+    "ipywidgets": ("mai_image_nb.studio",),
+    "IPython": ("mai_image_nb.studio", "mai_image_nb.batch"),
+    "tqdm": ("mai_image_nb.batch",),
+    "requests": ("mai_image_nb.transport",),
+}
+
+
+def layer_of(module: str) -> int | None:
+    parts = module.split(".")
+    return LAYERS.get(parts[1]) if len(parts) > 1 else None  # the package itself: none
+
+
+def test_every_module_has_a_layer() -> None:
+    assert [m for m in PACKAGE if m != "mai_image_nb" and layer_of(m) is None] == []
+
+
+def test_no_module_imports_a_higher_layer() -> None:
+    upward = [
+        f"{module} -> {target}"
+        for module, targets in import_graph(PACKAGE).items()
+        for target in targets
+        if (mine := layer_of(module)) is not None
+        and (theirs := layer_of(target)) is not None
+        and theirs < mine
+    ]
+    assert upward == []
+
+
+def test_confined_third_party_imports() -> None:
+    misplaced = [
+        f"{module} imports {name}"
+        for module, (tree, _) in PACKAGE.items()
+        for name in third_party_imports(tree)
+        if name in CONFINED_IMPORTS and not module.startswith(CONFINED_IMPORTS[name])
+    ]
+    assert misplaced == []
+
+
+def test_architecture_md_names_every_module() -> None:
+    text = (PACKAGE_DIR.parent / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    text = text.split("\n## Modules\n", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`([a-z_]+(?:/[a-z_]+)?\.py)`", text))
+    modules = {p.relative_to(PACKAGE_DIR).as_posix() for p in PACKAGE_DIR.rglob("*.py")}
+    assert modules - named == set(), "modules ARCHITECTURE.md does not describe"
+    assert named - modules == set(), "ARCHITECTURE.md names modules that do not exist"
 
 
 def test_every_allowed_foreign_private_is_still_used() -> None:
