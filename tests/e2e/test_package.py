@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.e2e  # about 25 s on 2 cores, most of it pip
+pytestmark = pytest.mark.e2e  # 25-35 s on 2 cores, most of it pip
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_TIMEOUT_S = 180
@@ -137,3 +137,6 @@ def test_the_wheel_works_in_a_fresh_venv(dist: Path, tmp_path: Path) -> None:
     assert done.stdout.strip().endswith("user script ok")
     assert (work / "lighthouse.png").stat().st_size > 0
     assert (work / "sheet.png").stat().st_size > 0
+    served = run([str(python), "-I", "-m", "mai_image_nb.offline", "--help"], cwd=work,
+                 timeout_s=RUN_TIMEOUT_S, env=env)  # fmt: skip
+    assert served.returncode == 0 and "--port" in served.stdout, served.stderr

@@ -3,12 +3,13 @@
 An AST walk over every module of `mai_image_nb` (nothing is imported), so these hold for code
 no test happens to run.
 
-Private members: `<receiver>._name` (not a dunder) is allowed only where `<receiver>` is one of
-the module's own objects: `self`, `cls`, `super()`, a local made from them in the same function
-(`clone = copy.copy(self)`, `type(self)(...)`, `cls(...)`), or any receiver when `_name` is
-defined in this module and in no other (as `other._port` inside a class's `__eq__`). Anything
-else reaches a member another module owns (`client._spend`, `server._files`) or a third-party
-private (`sys._getframe`): only the allow-list below, each entry with its reason, may do that.
+Private members: `<receiver>._name` (not a dunder), or `getattr(<receiver>, "_name")` and
+its kin, is allowed only where `<receiver>` is one of the module's own objects: `self`, `cls`,
+`super()`, a local made from them in the same function (`clone = copy.copy(self)`,
+`type(self)(...)`, `cls(...)`), or any receiver when `_name` is defined in this module and in
+no other (as `other._port` inside a class's `__eq__`). Anything else reaches a member another
+module owns (`client._spend`, `server._files`) or a third-party private (`sys._getframe`):
+only the allow-list below, each entry with its reason, may do that.
 
 Imports: an edge for every import of a package module at any depth (function-level imports
 too) except under `if TYPE_CHECKING:`; `from . import x` points at module `x` when it is one.
@@ -101,6 +102,26 @@ def own_locals(tree: ast.Module) -> dict[int, set[str]]:
     return found
 
 
+ATTRIBUTE_FUNCTIONS = frozenset({"getattr", "setattr", "hasattr", "delattr"})
+
+
+def private_attribute(node: ast.AST) -> tuple[ast.expr, str] | None:
+    """(receiver, name) of `x._name` or `getattr(x, "_name", ...)` (and set/has/del)."""
+    if isinstance(node, ast.Attribute) and is_private(node.attr):
+        return node.value, node.attr
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in ATTRIBUTE_FUNCTIONS
+        and len(node.args) >= 2
+        and isinstance(node.args[1], ast.Constant)
+        and isinstance(node.args[1].value, str)
+        and is_private(node.args[1].value)
+    ):
+        return node.args[0], node.args[1].value
+    return None
+
+
 def foreign_private_accesses(
     package: dict[str, tuple[ast.Module, bool]],
     module: str,
@@ -119,18 +140,19 @@ def foreign_private_accesses(
     def visit(node: ast.AST, own: frozenset[str]) -> None:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             own = own | locals_by_function[id(node)]
-        if isinstance(node, ast.Attribute) and is_private(node.attr):
-            receiver = node.value
-            owners = {name for name, names in defined.items() if node.attr in names}
+        attribute = private_attribute(node)
+        if attribute is not None:
+            receiver, attr = attribute
+            owners = {name for name, names in defined.items() if attr in names}
             mine = (
                 is_self(receiver)
                 or (isinstance(receiver, ast.Name) and receiver.id in own)
                 or (isinstance(receiver, ast.Call) and ast.unparse(receiver.func) == "super")
                 or owners == {module}
             )
-            key = (module, ast.unparse(receiver), node.attr)
+            key = (module, ast.unparse(receiver), attr)
             if not mine and key not in ALLOWED_FOREIGN_PRIVATES:
-                found.append(f"{module}:{node.lineno}: {key[1]}.{key[2]}")
+                found.append(f"{module}:{getattr(node, 'lineno', 0)}: {key[1]}.{key[2]}")
         for child in ast.iter_child_nodes(node):
             visit(child, own)
 
@@ -331,13 +353,14 @@ def test_foreign_privates_are_caught_and_own_ones_are_not() -> None:
         "    def __eq__(self, other):\n        return self._files == other._files\n"
         "    def clone(self):\n        twin = copy.copy(self)\n        twin._lock = 1\n",
         pkg__handler="def serve(owner, sys):\n    owner._files.clear()\n"
-        "    super()._setup()\n    return sys._getframe(0)\n",
+        "    super()._setup()\n    getattr(owner, '_files')\n    return sys._getframe(0)\n",
         pkg__other="class O:\n    def __init__(self):\n        self._lock = 0\n",
     )
     assert foreign_private_accesses(package, "pkg.server") == []
     assert foreign_private_accesses(package, "pkg.handler") == [
         "pkg.handler:2: owner._files",
-        "pkg.handler:4: sys._getframe",
+        "pkg.handler:4: owner._files",
+        "pkg.handler:5: sys._getframe",
     ]
 
 
