@@ -9,7 +9,8 @@ its kin, is allowed only where `<receiver>` is one of the module's own objects: 
 `type(self)(...)`, `cls(...)`), or any receiver when `_name` is defined in this module and in
 no other (as `other._port` inside a class's `__eq__`). Anything else reaches a member another
 module owns (`client._spend`, `server._files`) or a third-party private (`sys._getframe`):
-only the allow-list below, each entry with its reason, may do that.
+only the allow-list below, each entry with its reason, may do that. So may no
+`from .other import _name` (private modules such as `_files` are the package's own, and fine).
 
 Imports: an edge for every import of a package module at any depth (function-level imports
 too) except under `if TYPE_CHECKING:`; `from . import x` points at module `x` when it is one.
@@ -157,6 +158,12 @@ def foreign_private_accesses(
             visit(child, own)
 
     visit(tree, frozenset())
+    for node in ast.walk(tree):  # `from .other import _helper` borrows a private name too
+        if isinstance(node, ast.ImportFrom) and (node.level or node.module in package):
+            base = import_base(module, node, package[module][1])
+            for alias in node.names:
+                if is_private(alias.name) and f"{base}.{alias.name}" not in package:
+                    found.append(f"{module}:{node.lineno}: from {base} import {alias.name}")
     return found
 
 
@@ -173,6 +180,17 @@ def type_checking_only(tree: ast.Module) -> set[int]:
     return skipped
 
 
+def import_base(module: str, node: ast.ImportFrom, is_init: bool) -> str:
+    """The absolute module `from ... import` reads from, inside `module`."""
+    base = node.module or ""
+    if node.level:
+        anchor = module if is_init else module.rpartition(".")[0]
+        for _ in range(node.level - 1):
+            anchor = anchor.rpartition(".")[0]
+        base = f"{anchor}.{base}" if base else anchor
+    return base
+
+
 def import_graph(package: dict[str, tuple[ast.Module, bool]]) -> dict[str, set[str]]:
     """Module -> the package modules it imports (anywhere but under `if TYPE_CHECKING:`)."""
     graph: dict[str, set[str]] = {}
@@ -185,12 +203,7 @@ def import_graph(package: dict[str, tuple[ast.Module, bool]]) -> dict[str, set[s
             if isinstance(node, ast.Import):
                 found.update(alias.name for alias in node.names)
             elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:
-                    anchor = module if is_init else module.rpartition(".")[0]
-                    for _ in range(node.level - 1):
-                        anchor = anchor.rpartition(".")[0]
-                    base = f"{anchor}.{base}" if base else anchor
+                base = import_base(module, node, is_init)
                 for alias in node.names:
                     child = f"{base}.{alias.name}"
                     found.add(child if child in package else base)
@@ -355,12 +368,17 @@ def test_foreign_privates_are_caught_and_own_ones_are_not() -> None:
         pkg__handler="def serve(owner, sys):\n    owner._files.clear()\n"
         "    super()._setup()\n    getattr(owner, '_files')\n    return sys._getframe(0)\n",
         pkg__other="class O:\n    def __init__(self):\n        self._lock = 0\n",
+        pkg__user="from .server import S, _helper\nfrom . import _private_module\n",
+        pkg___private_module="",
     )
     assert foreign_private_accesses(package, "pkg.server") == []
     assert foreign_private_accesses(package, "pkg.handler") == [
         "pkg.handler:2: owner._files",
         "pkg.handler:4: owner._files",
         "pkg.handler:5: sys._getframe",
+    ]
+    assert foreign_private_accesses(package, "pkg.user") == [
+        "pkg.user:1: from pkg.server import _helper"
     ]
 
 
