@@ -9,8 +9,8 @@ its kin, is allowed only where `<receiver>` is one of the module's own objects: 
 `type(self)(...)`, `cls(...)`), or any receiver when `_name` is defined in this module and in
 no other (as `other._port` inside a class's `__eq__`). Anything else reaches a member another
 module owns (`client._spend`, `server._files`) or a third-party private (`sys._getframe`):
-only the allow-list below, each entry with its reason, may do that. So may no
-`from .other import _name` (private modules such as `_files` are the package's own, and fine).
+only the allow-list below, each entry with its reason, may do that. Nor may
+`from .other import _name` borrow one (private modules such as `_files` are the package's own).
 
 Imports: an edge for every import of a package module at any depth (function-level imports
 too) except under `if TYPE_CHECKING:`; `from . import x` points at module `x` when it is one.
