@@ -4,7 +4,7 @@ the Studio import working there, from a folder far from this checkout.
 
 `python -m build` builds the sdist, then the wheel from the sdist, so a file the sdist forgets
 breaks the wheel too. Isolated builds fetch setuptools from the package index; without one this
-falls back to `--no-isolation`, building with the test environment's own setuptools.
+falls back to `--no-isolation`, building with the setuptools pinned in the dev extra.
 """
 
 from __future__ import annotations
