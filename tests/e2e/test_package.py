@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from mai_image_nb import __version__
+
 pytestmark = pytest.mark.e2e  # 25-35 s on 2 cores, most of it pip
 
 REPO = Path(__file__).resolve().parents[2]
@@ -101,7 +103,7 @@ def test_the_wheel_holds_the_package_and_nothing_else(dist: Path) -> None:
         names = wheel.namelist()
     assert shipped_problems(names) == []
     top = {Path(name).parts[0] for name in names}
-    assert top == {"mai_image_nb", "mai_image_nb-0.1.0.dist-info"}
+    assert top == {"mai_image_nb", f"mai_image_nb-{__version__}.dist-info"}
     sources = {p.relative_to(REPO).as_posix() for p in (REPO / "mai_image_nb").rglob("*.py")}
     assert sources <= set(names)  # every module, each subpackage too
     for data in ("mai_image_nb/py.typed", "mai_image_nb/offline/openapi.json"):
