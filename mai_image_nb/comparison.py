@@ -18,7 +18,7 @@ from typing import Any
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from . import display, pngmeta
+from . import _files, display
 from ._version import __version__
 from .errors import MaiImageError
 from .generation import Generation
@@ -200,7 +200,7 @@ class Comparison:
             MaiImageError: a cell's image file (from the history) is missing or unreadable.
             OSError: the file cannot be written.
         """
-        return pngmeta.save_png(path, self.png_bytes())
+        return _files.save_png(path, self.png_bytes())
 
     def _repr_png_(self) -> bytes:
         buffer = io.BytesIO()
@@ -209,6 +209,14 @@ class Comparison:
 
     def _repr_html_(self) -> str:
         sheet = self.image()
+        return display.figure_html(self._repr_png_(), "image/png", self._caption(), sheet.width)
+
+    def _ipython_display_(self) -> None:
+        # The sheet once (image/png) and the caption apart: see `display.show_once`.
+        sheet = self.image()
+        display.show_once(self._repr_png_(), self._caption(), repr(self), sheet.width)
+
+    def _caption(self) -> str:
         done = sum(1 for c in self.cells if c.ok)
         caption = (
             f"<b>{display.escape(display.short_prompt(self.prompt))}</b><br>"
@@ -217,7 +225,7 @@ class Comparison:
         )
         if self.failed:
             caption += f" · {len(self.failed)} failed (retry_failed() re-runs them)"
-        return display.figure_html(self._repr_png_(), "image/png", caption, sheet.width)
+        return caption
 
     def __repr__(self) -> str:
         return (
