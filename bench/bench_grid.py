@@ -109,7 +109,7 @@ def contact_sheet(rounds: int) -> list[Row]:
     thumbs_ms: list[float] = []
     for _ in range(rounds):
         fresh = mai.Comparison(
-            prompt=grid.prompt,
+            prompts=grid.prompts,
             aspect_ratios=grid.aspect_ratios,
             temperatures=grid.temperatures,
             repeats=grid.repeats,
@@ -141,7 +141,7 @@ def _undecoded(cell: mai.Cell) -> mai.Cell:
     assert cell.generation is not None
     clone = cell.generation.as_cached()
     clone._image = None
-    return mai.Cell(cell.aspect_ratio, cell.temperature, cell.repeat, generation=clone)
+    return mai.Cell(cell.prompt, cell.aspect_ratio, cell.temperature, cell.repeat, generation=clone)
 
 
 def run(quick: bool = False) -> list[Row]:
