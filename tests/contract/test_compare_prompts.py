@@ -14,7 +14,11 @@ from mai_image_nb import errors
 from mai_image_nb.offline import Fault, OfflineServer
 
 PROMPTS = ("a red fox in the snow", "a blue whale at sea")
-SMALL: dict[str, Any] = {"aspect_ratios": ["1:1", "16:9"], "temperatures": [0, 1], "progress": False}
+SMALL: dict[str, Any] = {
+    "aspect_ratios": ["1:1", "16:9"],
+    "temperatures": [0, 1],
+    "progress": False,
+}
 
 
 def posted_prompts(server: OfflineServer) -> list[str]:
