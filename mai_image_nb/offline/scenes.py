@@ -127,11 +127,11 @@ def paint_land(p: Painter) -> None:
         hills = d.sub("hills")
         for _ in range(hills.count(2, 4)):  # hills, dunes or craters
             cx, r = p.w * hills.num(-0.1, 1.1), p.s * hills.num(0.25, 0.5)
-            y, depth = top + p.h * hills.num(0.04, 0.1), hills.num(0.2, 0.6)
+            y, fade = top + p.h * hills.num(0.04, 0.1), hills.num(0.2, 0.6)
             if ground == "lunar":
                 p.ellipse(cx, y, r * 0.4, r * 0.05, g_bottom)
             else:
-                p.ellipse(cx, top + r * 0.85, r, r, mix(g_top, g_bottom, depth))
+                p.ellipse(cx, top + r * 0.85, r, r, mix(g_top, g_bottom, fade))
     if "forest" in lands:
         for row, (lo, hi) in enumerate(((0.07, 0.13), (0.14, 0.24))):
             d = p.dice.sub(f"land/forest{row}")
