@@ -276,6 +276,31 @@ class Comparison:
         """
         return pngmeta.save_png(path, self.png_bytes(rows, cols))
 
+    # -- the report (report.py) ------------------------------------------------------------
+
+    def to_html(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        rows: str = "aspect_ratio",
+        cols: str = "temperature",
+    ) -> Path:
+        """One self-contained HTML page of the grid, to mail to a colleague or post for a class.
+
+        Images are embedded as ≤ 512 px JPEG previews; the sheet's layout (`rows`, `cols`,
+        blocks as in `image()`) is an HTML table; prompts, parameters, costs and the
+        variation between repeats are shown, every text escaped; nothing is loaded from
+        the network. A folder (or a path ending in `/`) gets a file named from the first
+        prompt; ".html" is added when missing. Returns the path written.
+
+        Raises:
+            ValidationError: a bad axis name.
+            OSError: the file cannot be written.
+        """
+        from .report import write_comparison_html
+
+        return write_comparison_html(self, path, rows=rows, cols=cols)
+
     # -- Jupyter ---------------------------------------------------------------------------
 
     def _repr_png_(self) -> bytes:

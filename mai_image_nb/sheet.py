@@ -118,15 +118,21 @@ def wrap_text(text: str, size: int, max_width: float, max_lines: int) -> list[st
         if _width(candidate, size) <= max_width:
             current = candidate
             continue
-        if current:
-            lines.append(current)
-        current = word
-        if len(lines) == max_lines - 1:
-            rest = " ".join(words[index:])
+        last_line = len(lines) == max_lines - 1
+        if last_line:  # the rest must end here, cut with an ellipsis
+            rest = " ".join([current, *words[index:]] if current else words[index:])
             lines.append(_ellipsize(rest, size, max_width))
             return lines
-        if _width(word, size) > max_width:
-            current = _ellipsize(word, size, max_width)
+        if current:
+            lines.append(current)
+            current = ""
+        if _width(word, size) <= max_width:
+            current = word
+        elif len(lines) == max_lines - 1:
+            lines.append(_ellipsize(" ".join(words[index:]), size, max_width))
+            return lines
+        else:
+            lines.append(_ellipsize(word, size, max_width))  # a word wider than a line
     if current or not lines:
         lines.append(current)
     return lines
