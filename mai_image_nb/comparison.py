@@ -8,6 +8,7 @@ are drawn on demand.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -323,7 +324,16 @@ class Comparison:
         if self.failed:
             caption += f" · {len(self.failed)} failed (retry_failed() re-runs them)"
         caption += "</span>"
-        return display.figure_html(self._repr_png_(), "image/png", caption, sheet.width)
+        # At its own size in a box that scrolls sideways: shrunk to the cell's width, a wide
+        # sheet's labels would be too small to read.
+        encoded = base64.b64encode(self._repr_png_()).decode("ascii")
+        return (
+            '<figure style="margin:0;max-width:100%">'
+            '<div style="overflow-x:auto;max-width:100%">'
+            f'<img src="data:image/png;base64,{encoded}" width="{sheet.width}" '
+            f'height="{sheet.height}" style="max-width:none" alt=""></div>'
+            f'<figcaption style="font-size:90%;color:#555">{caption}</figcaption></figure>'
+        )
 
     def __repr__(self) -> str:
         shape = f"{len(self.aspect_ratios)}×{len(self.temperatures)}"
