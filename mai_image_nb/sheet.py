@@ -245,14 +245,20 @@ def _lines_height(n: int, size: int) -> int:
     return n * (size + LINE_GAP_PX)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _title(comparison: Comparison) -> str:
     if len(comparison.prompts) == 1:
         return comparison.prompts[0]
-    parts = [f"{len(comparison.prompts)} prompts", f"{len(comparison.aspect_ratios)} aspect ratios",
-             f"{len(comparison.temperatures)} temperatures"]  # fmt: skip
-    if comparison.repeats > 1:
-        parts.append(f"{comparison.repeats} repeats")
-    return " × ".join(parts)
+    parts = [
+        _count(len(comparison.prompts), "prompt"),
+        _count(len(comparison.aspect_ratios), "aspect ratio"),
+        _count(len(comparison.temperatures), "temperature"),
+        _count(comparison.repeats, "repeat"),
+    ]
+    return " · ".join(parts)  # the default font has no "×"
 
 
 def _block_title(block: dict[str, Any]) -> str:
