@@ -11,7 +11,8 @@ from PIL import Image, ImageChops
 
 from mai_image_nb import errors
 from mai_image_nb.comparison import Cell, Comparison
-from mai_image_nb.sheet import AXES, MIN_TILE_HEIGHT_PX, TILE_HEIGHT_PX, _width, wrap_text
+from mai_image_nb.labels import text_width, wrap_text
+from mai_image_nb.sheet import AXES, MIN_TILE_HEIGHT_PX, TILE_HEIGHT_PX
 from tests.unit.crash_writer import make_generation
 
 PROMPTS = ("a fox", "a whale " + "with a very long description " * 6)
@@ -148,7 +149,7 @@ def test_wrapped_labels_fit_and_never_cut_a_word_silently(width: int, max_lines:
     assert 1 <= len(lines) <= max_lines
     words = set(text.split())
     for i, line in enumerate(lines):
-        assert _width(line, 18) <= width
+        assert text_width(line, 18) <= width
         for j, word in enumerate(line.split()):
             last = i == len(lines) - 1 and j == len(line.split()) - 1
             cut = word.endswith("…")
