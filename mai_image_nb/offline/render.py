@@ -77,7 +77,7 @@ _SUBJECT_WORDS = {
     "car": "car cars truck taxi", "person": "person man woman girl boy child people astronaut",
     "bird": "bird birds seagull seagulls eagle", "flower": "flower flowers rose roses tulips",
     "balloon": "balloon balloons", "rocket": "rocket spaceship", "castle": "castle palace",
-    "fox": "fox foxes vixen", "whale": "whale whales orca",
+    "fox": "fox foxes vixen", "whale": "whale whales orca", "dog": "dog dogs puppy",
     "fish": "fish fishes goldfish salmon trout",
 }  # fmt: skip
 _WATER_SUBJECTS = frozenset({"whale", "fish", "boat"})

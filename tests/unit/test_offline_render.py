@@ -163,7 +163,7 @@ def test_a_colour_word_keeps_the_composition() -> None:
 
 @pytest.mark.parametrize(
     "subject",
-    ["fox", "whale", "cat", "boat", "house", "tree", "person", "car", "bird", "fish",
+    ["fox", "whale", "cat", "boat", "house", "tree", "person", "car", "bird", "fish", "dog",
      "lighthouse", "castle", "rocket", "balloon", "flower"],
 )  # fmt: skip
 def test_every_subject_draws_a_shape_of_its_own(subject: str) -> None:
