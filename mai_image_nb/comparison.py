@@ -204,6 +204,9 @@ class Comparison:
         i.e. both images reduced to 64×64 greyscale with an antialiasing (BILINEAR)
         resize, the mean absolute difference of their pixels divided by 255, averaged
         over every pair of repeats. Cells with fewer than two finished repeats are left out.
+
+        Raises:
+            MaiImageError: an image (from the history) is missing or cannot be decoded.
         """
         from .analysis import cell_variation
 
