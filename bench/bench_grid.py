@@ -15,9 +15,9 @@ from PIL import Image
 import mai_image_nb as mai
 from bench.bench_client import post_and_fetch
 from bench.harness import Row, interleave
-from mai_image_nb import display
 from mai_image_nb.offline import OfflineServer
 from mai_image_nb.params import request_body, validate_params
+from mai_image_nb.previews import preview_bytes
 
 LATENCY_S = 1.0
 
@@ -153,7 +153,7 @@ def contact_sheet(rounds: int) -> list[Row]:
     def previews() -> None:
         for blob in blobs:
             with Image.open(io.BytesIO(blob)) as im:
-                display.preview_bytes(im, 512)
+                preview_bytes(im, 512)
 
     sizes: list[float] = []
 
@@ -186,7 +186,7 @@ def contact_sheet(rounds: int) -> list[Row]:
         Row(
             "to_html of that grid (27 previews embedded, written)",
             times["html"],
-            "27 × decode + display.preview_bytes",
+            "27 × decode + previews.preview_bytes",
             times["previews"],
             goal="≤ 1 s, file ≤ 3 MB",
             ok=statistics.median(times["html"]) <= 1000 and max(sizes) <= 3,

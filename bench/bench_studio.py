@@ -115,7 +115,7 @@ def history_tab(n: int, rounds: int) -> list[Row]:
 
 def click_to_preview(rounds: int) -> list[Row]:
     """Generate click to preview shown, minus the client call, vs encoding the preview alone."""
-    from mai_image_nb import display
+    from mai_image_nb import previews
     from mai_image_nb.studio import Studio
 
     overhead: list[float] = []
@@ -132,7 +132,7 @@ def click_to_preview(rounds: int) -> list[Row]:
             assert tab.generation is not None
             image = tab.generation.image
             started = time.perf_counter()
-            display.preview_bytes(image)
+            previews.preview_bytes(image)
             encode.append((time.perf_counter() - started) * 1000)
         studio.close()
         client.close()
@@ -140,7 +140,7 @@ def click_to_preview(rounds: int) -> list[Row]:
         Row(
             "Generate click → preview shown, minus the call",
             overhead,
-            "display.preview_bytes alone",
+            "previews.preview_bytes alone",
             encode,
             goal="≤ 50 ms",
             ok=statistics.median(overhead) <= 50,

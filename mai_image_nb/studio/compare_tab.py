@@ -12,7 +12,7 @@ from functools import partial
 
 import ipywidgets as w
 
-from mai_image_nb import display
+from mai_image_nb import display, previews
 from mai_image_nb.client import Client
 from mai_image_nb.comparison import Cell, Comparison
 from mai_image_nb.errors import (
@@ -319,7 +319,7 @@ class CompareTab(w.VBox):  # type: ignore[misc]
                 return history.thumbnail(gen.id, THUMB_PX)
             except (KeyError, MaiImageError):
                 pass  # not stored (the history could not be written): make one from the image
-        return display.preview_bytes(gen.image, THUMB_PX)
+        return previews.preview_bytes(gen.image, THUMB_PX)
 
     def _finished(self, comparison: Comparison) -> None:
         self.comparison = comparison

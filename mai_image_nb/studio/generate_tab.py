@@ -15,7 +15,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from mai_image_nb import display
+from mai_image_nb import previews
 from mai_image_nb.client import Client
 from mai_image_nb.errors import MaiImageError, ValidationError
 from mai_image_nb.generation import Generation
@@ -293,7 +293,7 @@ class GenerateTab(w.VBox):  # type: ignore[misc]
         # The form is validated already; `cancel` (set by close()) also ends a back-off wait.
         gen = self.client.generate_params(params, cache=True, cancel=cancel)
         call_s = time.perf_counter() - started
-        return gen, display.preview_bytes(gen.image), call_s
+        return gen, previews.preview_bytes(gen.image), call_s
 
     def _present(self, made: tuple[Generation, bytes, float]) -> None:
         gen, preview, call_s = made

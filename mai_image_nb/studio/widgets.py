@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal
 
 import ipywidgets as w
 
-from mai_image_nb import display, pngmeta
+from mai_image_nb import _files, display
 from mai_image_nb.errors import MaiImageError, ValidationError
 from mai_image_nb.params import ASPECT_RATIOS, IMAGE_SIZES
 
@@ -146,7 +146,7 @@ def reject_blank_prompt(prompt: str) -> None:
 
 def file_name_for(prompt: str, *, fallback: str = "image", suffix: str = ".png") -> str:
     """A file name made from the prompt: `a-lighthouse-at-dusk.png` (`fallback` when no slug)."""
-    return (pngmeta.slugify(prompt, FILE_SLUG_CHARS) or fallback) + suffix
+    return (_files.slugify(prompt, FILE_SLUG_CHARS) or fallback) + suffix
 
 
 def run_file_write(write: Callable[[], Path], failure: str) -> Path:
