@@ -290,6 +290,7 @@ def test_modules_stay_small(module: str) -> None:
 LAYERS = {
     "studio": 0, "classroom": 0,
     "client": 1, "batch": 1, "settings": 1, "answers": 1, "http_calls": 1, "listeners": 1,
+    "store": 1,
     "history": 2, "export": 2, "comparison": 2, "sheet": 2, "analysis": 2, "report": 2,
     "offline": 2,
     "transport": 3, "generation": 3, "usage": 3, "pngmeta": 3, "imagemeta": 3, "display": 3,
