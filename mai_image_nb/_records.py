@@ -205,7 +205,7 @@ def read_record(records: str, name: str) -> dict[str, Any] | None:
             text: str | None = raw.decode("utf-8")
         except UnicodeDecodeError:
             text = None
-        data = json.loads(raw if text is None or text.startswith("\ufeff") else text)
+        data = json.loads(raw) if text is None or text.startswith("\ufeff") else _parse(text)
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or type(data.get("record_format")) is not int:
@@ -216,6 +216,25 @@ def read_record(records: str, name: str) -> dict[str, Any] | None:
         return None
     row["file"] = name[: -len(RECORD_SUFFIX)]  # the name on disk is the truth
     return row if _is_valid(row) else None
+
+
+_RAW_DECODE = json.JSONDecoder().raw_decode
+
+
+def _parse(text: str) -> Any:
+    """`json.loads(text)` in one step for a document that starts with its value (as ours
+    do); anything else (leading whitespace, an error) goes through `json.loads` itself.
+
+    Raises:
+        ValueError: not one JSON document.
+    """
+    try:
+        value, end = _RAW_DECODE(text)
+    except ValueError:
+        return json.loads(text)
+    if text[end:].strip(" \t\n\r"):  # JSON's whitespace only after the value
+        return json.loads(text)  # raises "Extra data", as json.loads would
+    return value
 
 
 # A sidecar's values come from `json.loads`, so each is exactly a str, int, float, bool,

@@ -162,3 +162,17 @@ def test_a_bulk_rebuild_keeps_schema_search_and_integrity(tmp_path: Path) -> Non
         )
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("SELECT COUNT(*) FROM generations").fetchone()[0] == n - 2
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "valid"),
+    [("", "", True), (" \n\t", "\r\n ", True), ("", " {}", False), ("", "x", False)],
+)
+def test_a_record_is_one_json_document_as_json_loads_reads_it(
+    tmp_path: Path, before: str, after: str, valid: bool
+) -> None:
+    row = _row(4)
+    body = before + json.dumps({"record_format": 1, **row}, indent=1) + after
+    (tmp_path / "r.png.json").write_text(body, "utf-8")
+    read = _records.read_record(str(tmp_path), "r.png.json")
+    assert read == ({**row, "file": "r.png"} if valid else None)
