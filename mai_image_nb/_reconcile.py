@@ -108,13 +108,10 @@ def reconcile(conn: sqlite3.Connection, folder: Folder, *, writable: bool) -> Ou
         ]
         _write_missing_records(conn, folder, sorted(rows.keys() & images), record_names, outcome)
     orphans: list[dict[str, Any]] = []
-    records_dir = str(folder.records)
+    records_dir, read_record = str(folder.records), _records.read_record  # a 10,000-turn loop
     for name in sorted(images - rows.keys()):
-        record = (
-            _records.read_record(records_dir, name + RECORD_SUFFIX)
-            if name + RECORD_SUFFIX in record_names
-            else None
-        )
+        sidecar = name + RECORD_SUFFIX
+        record = read_record(records_dir, sidecar) if sidecar in record_names else None
         if record is None:
             outcome.unrecorded.append(name)
         else:
@@ -148,7 +145,7 @@ def _write_missing_records(
 def _adopt(
     conn: sqlite3.Connection,
     folder: Folder,
-    orphans: Iterable[dict[str, Any]],
+    orphans: Iterable[dict[str, Any]],  # taken over: their "seq" is renumbered in place
     by_id: dict[str, tuple[int, str]],
     outcome: Outcome,
     *,
@@ -175,8 +172,9 @@ def _adopt(
                 outcome.removed += [folder.images / file, folder.record_of(file)]
                 outcome.removed += list(folder.thumbs.glob(f"{file.rsplit('.', 1)[0]}.*"))
             adopted.pop(record["id"], None)
-        adopted[record["id"]] = {**record, "seq": next_seq}
         by_id[record["id"]] = (record["seq"], record["file"])
+        record["seq"] = next_seq  # each record is read for this call alone: no copy needed
+        adopted[record["id"]] = record
         next_seq += 1
     _sqlite.insert_many(conn, _INSERT, adopted.values(), len(adopted))
     outcome.adopted += len(adopted)

@@ -194,9 +194,12 @@ def _job_for(item: str | Mapping[str, Any], common: Mapping[str, Any], model: st
         return Job(None, exc)
 
 
+MAX_PROMPTS = 12  # prompt variants in one grid
+
+
 def run_comparison(
     client: Client,
-    prompt: str,
+    prompt_or_prompts: str | Sequence[str],
     *,
     aspect_ratios: Sequence[str],
     temperatures: Sequence[float],
@@ -206,38 +209,67 @@ def run_comparison(
     cancel: threading.Event | None,
     on_cell: Callable[[Cell], None] | None,
 ) -> Comparison:
-    """`Client.compare`: one job per (ratio, temperature, repeat), row by row."""
+    """`Client.compare`: one job per (prompt, ratio, temperature, repeat), in that order.
+
+    Every cell is validated before anything is sent; a bare `str` is one prompt.
+    """
+    prompts = _prompts(prompt_or_prompts)
     ratios = _distinct("aspect_ratios", aspect_ratios)
     temps = _distinct("temperatures", temperatures)
     check_count("repeats", repeats, minimum=1)
-    slots = [(r, t, k) for r in ratios for t in temps for k in range(repeats)]
-    jobs = [
-        Job(validate_params(prompt, aspect_ratio=r, temperature=t, sample=k, model=client.model))
-        for r, t, k in slots
+    slots = [
+        Slot(p, r, t, k) for p in prompts for r in ratios for t in temps for k in range(repeats)
     ]
-    return _run_cells(
-        client,
-        prompt,
-        ratios,
-        temps,
-        repeats,
-        slots,
-        jobs,
-        cache=cache,
-        progress=progress,
-        cancel=cancel,
-        on_cell=on_cell,
-    )
+    jobs = [
+        Job(
+            validate_params(
+                s.prompt,
+                aspect_ratio=s.aspect_ratio,
+                temperature=s.temperature,
+                sample=s.repeat,
+                model=client.model,
+            )
+        )
+        for s in slots
+    ]
+    grid = Grid(client, prompts, ratios, temps, repeats, slots, jobs)
+    return _run_cells(grid, cache=cache, progress=progress, cancel=cancel, on_cell=on_cell)
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where a job sits in a grid."""
+
+    prompt: str
+    aspect_ratio: str
+    temperature: float
+    repeat: int
+
+    def cell(self, result: Result) -> Cell:
+        if isinstance(result, Generation):
+            return Cell(*self.place, generation=result)
+        return Cell(*self.place, error=result)
+
+    @property
+    def place(self) -> tuple[str, str, float, int]:
+        return (self.prompt, self.aspect_ratio, self.temperature, self.repeat)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A validated grid: its axes, one slot and one job per cell."""
+
+    client: Client
+    prompts: tuple[str, ...]
+    ratios: tuple[str, ...]
+    temps: tuple[float, ...]
+    repeats: int
+    slots: Sequence[Slot]
+    jobs: Sequence[Job]
 
 
 def _run_cells(
-    client: Client,
-    prompt: str,
-    ratios: Sequence[str],
-    temps: Sequence[float],
-    repeats: int,
-    slots: Sequence[tuple[str, float, int]],
-    jobs: Sequence[Job],
+    grid: Grid,
     *,
     cache: bool,
     progress: bool,
@@ -247,21 +279,15 @@ def _run_cells(
 ) -> Comparison:
     """Run the jobs of a grid (all, or only those not in `keep`) into a `Comparison`."""
     keep = keep or {}
-    todo = [i for i in range(len(slots)) if i not in keep]
-
-    def cell_for(index: int, result: Result) -> Cell:
-        ratio, temp, repeat = slots[index]
-        if isinstance(result, Generation):
-            return Cell(ratio, temp, repeat, generation=result)
-        return Cell(ratio, temp, repeat, error=result)
+    todo = [i for i in range(len(grid.slots)) if i not in keep]
 
     def on_done(position: int, result: Result) -> None:
         if on_cell is not None:
-            on_cell(cell_for(todo[position], result))
+            on_cell(grid.slots[todo[position]].cell(result))
 
     results = run_jobs(
-        client,
-        [jobs[i] for i in todo],
+        grid.client,
+        [grid.jobs[i] for i in todo],
         cache=cache,
         progress=progress,
         cancel=cancel,
@@ -270,22 +296,41 @@ def _run_cells(
     )
     cells = dict(keep)
     for position, result in zip(todo, results, strict=True):
-        cells[position] = cell_for(position, result)
+        cells[position] = grid.slots[position].cell(result)
 
     def rerun(failed: Sequence[int], **options: Any) -> Comparison:
         kept = {i: c for i, c in cells.items() if i not in failed}
-        return _run_cells(
-            client, prompt, ratios, temps, repeats, slots, jobs, cache=True, keep=kept, **options
-        )
+        return _run_cells(grid, cache=True, keep=kept, **options)
 
     return Comparison(
-        prompt=prompt,
-        aspect_ratios=ratios,
-        temperatures=temps,
-        repeats=repeats,
-        cells=[cells[i] for i in range(len(slots))],
+        prompts=grid.prompts,
+        aspect_ratios=grid.ratios,
+        temperatures=grid.temps,
+        repeats=grid.repeats,
+        cells=[cells[i] for i in range(len(grid.slots))],
         rerun=rerun,
+        history=grid.client.history,
     )
+
+
+def _prompts(value: object) -> tuple[str, ...]:
+    """One prompt (a `str`) or 1 to `MAX_PROMPTS` distinct variants, each checked as generate's."""
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, bytes) or not isinstance(value, Iterable):
+        raise ValidationError(
+            "prompt", value, f"a string, or a list of 1 to {MAX_PROMPTS} prompt strings"
+        )
+    prompts = tuple(value)  # each checked below
+    if not 1 <= len(prompts) <= MAX_PROMPTS:
+        raise ValidationError(
+            "prompt", f"{len(prompts)} prompts", f"1 to {MAX_PROMPTS} prompt variants"
+        )
+    for prompt in prompts:
+        validate_params(prompt)  # a bad variant stops the whole grid before anything is sent
+    if len(set(prompts)) != len(prompts):
+        raise ValidationError("prompt", list(prompts), "prompt variants without repeats")
+    return prompts
 
 
 def _distinct(field: str, values: Sequence[Any]) -> tuple[Any, ...]:

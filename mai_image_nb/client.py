@@ -338,7 +338,7 @@ class Client:
 
     def compare(
         self,
-        prompt: str,
+        prompt: str | Sequence[str],
         *,
         aspect_ratios: Sequence[str] = ("1:1", "16:9", "9:16"),
         temperatures: Sequence[float] = (0.2, 1.0, 1.8),
@@ -348,9 +348,11 @@ class Client:
         cancel: threading.Event | None = None,
         on_cell: Callable[[Cell], None] | None = None,
     ) -> Comparison:
-        """Every aspect ratio × temperature (× repeats) as a grid, made concurrently.
+        """Every prompt × aspect ratio × temperature (× repeats) as a grid, made concurrently.
 
-        A failed cell holds its error instead of raising; cached cells cost nothing.
+        `prompt` is one prompt or a list of 1-12 variants (each validated like generate's).
+        Repeat r of a cell is `sample=r` of `generate()`, so grids and single calls share
+        the cache. A failed cell holds its error instead of raising. See API.md for the rules.
 
         Raises:
             ValidationError: a parameter is not allowed (nothing is sent).

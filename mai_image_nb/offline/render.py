@@ -17,7 +17,15 @@ from .canvas import RGB, Dice, Painter, Scene, to_rgb
 from .scenes import paint_land, paint_sky, paint_weather
 from .subjects import paint_subjects
 
-__all__ = ["Scene", "canvas_size", "encode_png", "read_prompt", "render_image", "render_png"]
+__all__ = [
+    "Scene",
+    "canvas_size",
+    "composition_key",
+    "encode_png",
+    "read_prompt",
+    "render_image",
+    "render_png",
+]
 
 MIN_SIDE_PX = 8
 PNG_COMPRESS_LEVEL = 1  # flat shapes compress well even at level 1; higher levels cost 3-5x time
@@ -26,6 +34,10 @@ TINT_ALPHA = 0.3  # one colour word; each further one adds TINT_ALPHA_STEP, up t
 TINT_ALPHA_STEP = 0.06
 TINT_ALPHA_MAX = 0.45
 MAX_SUBJECTS = 2
+SPREAD_POWER = 2.25  # jitter grows as (temperature / 2) ** 2.25: little at 0.5, full at 2
+MOOD_ALPHA_MAX = 0.35  # the strongest colour blotches of one call, at temperature 2
+MOOD_CELLS = 10  # blotches across the picture
+MOOD_HUE = 40.0  # how far a blotch's channels stray from its grey
 
 COLOURS: dict[str, RGB] = {
     "red": (220, 30, 40), "crimson": (180, 20, 50), "scarlet": (230, 40, 30),
@@ -65,8 +77,13 @@ _SUBJECT_WORDS = {
     "car": "car cars truck taxi", "person": "person man woman girl boy child people astronaut",
     "bird": "bird birds seagull seagulls eagle", "flower": "flower flowers rose roses tulips",
     "balloon": "balloon balloons", "rocket": "rocket spaceship", "castle": "castle palace",
+    "fox": "fox foxes vixen", "whale": "whale whales orca", "dog": "dog dogs puppy",
+    "fish": "fish fishes goldfish salmon trout",
 }  # fmt: skip
+_WATER_SUBJECTS = frozenset({"whale", "fish", "boat"})
 _WORD_RE = re.compile(r"[a-z]+")
+_SPACES_RE = re.compile(r" {2,}")
+_COLOUR_RE = re.compile(r"\b(?:" + "|".join(COLOURS) + r")\b", re.IGNORECASE)
 
 
 def _table(words: dict[str, str]) -> dict[str, str]:
@@ -77,26 +94,36 @@ _SKY_OF, _LAND_OF, _SUBJECT_OF = _table(_SKY_WORDS), _table(_LAND_WORDS), _table
 
 
 def read_prompt(prompt: str) -> Scene:
-    """Pick the sky, lands, subjects and colours named in `prompt` (first mention wins)."""
+    """Pick the sky, lands, subjects and colours named in `prompt` (first mention wins).
+
+    A colour word just before a subject ("a red fox") colours that subject only; colour
+    words that belong to no subject ("a red sky", "in blue tones") tint the whole picture.
+    """
     words = _WORD_RE.findall(prompt.lower())
     skies = [_SKY_OF[w] for w in words if w in _SKY_OF]
     lands = frozenset(_LAND_OF[w] for w in words if w in _LAND_OF)
-    colours = [COLOURS[w] for w in words if w in COLOURS]
     subjects: list[str] = []
     subject_colours: list[RGB | None] = []
+    used: set[int] = set()  # positions of colour words that went to a subject
     for i, word in enumerate(words):
         name = _SUBJECT_OF.get(word)
         if name is None or name in subjects or len(subjects) == MAX_SUBJECTS:
             continue
         subjects.append(name)
-        near = [COLOURS[w] for w in words[max(0, i - 2) : i] if w in COLOURS]
-        subject_colours.append(near[-1] if near else None)
-    if colours and subjects and not any(subject_colours):  # "a lighthouse, red"
-        subject_colours[0] = colours[0]
+        near = [j for j in range(max(0, i - 2), i) if words[j] in COLOURS and j not in used]
+        subject_colours.append(COLOURS[words[near[-1]]] if near else None)
+        used.update(near[-1:])
+    free = [i for i, w in enumerate(words) if w in COLOURS and i not in used]
+    if free and subjects and not any(subject_colours):  # "a lighthouse, red"
+        subject_colours[0] = COLOURS[words[free[0]]]
+        free = free[1:]
+    colours = [COLOURS[words[i]] for i in free]
     tint: RGB | None = None
     if colours:
         tint = to_rgb(sum(c[k] for c in colours) / len(colours) for k in range(3))
     alpha = min(TINT_ALPHA_MAX, TINT_ALPHA + TINT_ALPHA_STEP * (len(colours) - 1))
+    if not lands and _WATER_SUBJECTS.intersection(subjects):  # "a whale": in the sea
+        lands = frozenset({"sea"})
     return Scene(
         sky=skies[0] if skies else "day",
         lands=lands,
@@ -105,6 +132,11 @@ def read_prompt(prompt: str) -> Scene:
         tint_alpha=alpha if colours else 0.0,
         subject_colours=tuple(subject_colours),
     )
+
+
+def composition_key(prompt: str) -> str:
+    """The prompt without its colour words: "a red fox" and "a fox" share one layout."""
+    return _SPACES_RE.sub(" ", _COLOUR_RE.sub("", prompt)).strip(" ")
 
 
 def canvas_size(aspect_ratio: str, scale: float = 1.0) -> tuple[int, int]:
@@ -137,6 +169,34 @@ def _paint_caption(p: Painter, prompt: str, note: str) -> None:
     p.draw.text((p.w - pad, y), note, fill=(170, 170, 170), font=font, anchor="rm")
 
 
+def _paint_mood(p: Painter) -> None:
+    """This call's light: soft blotches of random colour, stronger the higher the temperature.
+
+    Moved shapes stop adding difference once they have moved their own size, and a few
+    big moves make the measured variation a lottery. Thousands of small independent
+    blotches change the picture in proportion to their strength with little chance in
+    it, so variation keeps growing, steadily, up to temperature 2.
+    """
+    if p.dice.spread <= 0:
+        return
+    noise = p.dice.sub("mood").noise
+    cols = MOOD_CELLS
+    rows = max(2, round(cols * p.h / p.w))
+    cells = []
+    for _ in range(cols * rows):
+        v = noise.uniform(0, 255)
+        cells.append(to_rgb(v + noise.uniform(-MOOD_HUE, MOOD_HUE) for _ in range(3)))
+    small = Image.new("RGB", (cols, rows))
+    small.putdata(cells)
+    # Smooth at an eighth of the size, then a cheap bilinear stretch: looks the same, 4x faster.
+    eighth = (max(cols, p.w // 8), max(rows, p.h // 8))
+    wash = small.resize(eighth, Image.Resampling.BICUBIC).resize(
+        p.img.size, Image.Resampling.BILINEAR
+    )
+    p.img = Image.blend(p.img, wash, MOOD_ALPHA_MAX * p.dice.spread)
+    p.draw = ImageDraw.Draw(p.img)
+
+
 def render_image(
     prompt: str, aspect_ratio: str, temperature: float, *, variation: int, scale: float = 1.0
 ) -> Image.Image:
@@ -147,9 +207,10 @@ def render_image(
     result depends on the prompt and the ratio only.
     """
     scene = read_prompt(prompt)
-    spread = max(0.0, min(1.0, temperature / 2.0))
+    spread = max(0.0, min(1.0, temperature / 2.0)) ** SPREAD_POWER
     noise_key = f"{prompt}\x00{aspect_ratio}\x00{temperature!r}\x00{variation}"
-    p = Painter(canvas_size(aspect_ratio, scale), scene, Dice(prompt, noise_key, spread))
+    dice = Dice(composition_key(prompt), noise_key, spread)
+    p = Painter(canvas_size(aspect_ratio, scale), scene, dice)
     paint_sky(p)
     paint_land(p)
     paint_subjects(p)
@@ -157,6 +218,7 @@ def render_image(
     if scene.tint is not None:
         p.img = Image.blend(p.img, Image.new("RGB", p.img.size, scene.tint), scene.tint_alpha)
         p.draw = ImageDraw.Draw(p.img)
+    _paint_mood(p)
     _paint_caption(p, prompt, f"{aspect_ratio} · T {temperature:g}")
     return p.img
 

@@ -9,6 +9,11 @@ from .canvas import RGB, Dice, Painter, gradient, mix
 
 __all__ = ["paint_land", "paint_sky", "paint_weather"]
 
+# How far (share of the canvas, at temperature 2) a star, snowflake or raindrop strays. Small:
+# a dot moved past its own size changes nothing more, so a larger jitter would stop the
+# difference between calls from growing with temperature.
+DOT_JITTER = 0.03
+
 _SKIES: dict[str, list[tuple[float, RGB]]] = {
     "day": [(0, (60, 120, 205)), (1, (175, 215, 245))],
     "night": [(0, (6, 10, 30)), (0.7, (20, 30, 70)), (1, (45, 55, 100))],
@@ -32,10 +37,12 @@ def paint_sky(p: Painter) -> None:
     stops = [(f, d.colour(c, 60)) for f, c in _SKIES[sky]]
     p.img.paste(gradient((p.w, max(1, round(p.horizon) + 1)), stops), (0, 0))
     if sky in ("night", "space"):
-        for _ in range(d.count(90, 170) * p.w // p.s):
-            r = p.s * d.base.uniform(0.001, 0.004)
-            shade = round(d.base.uniform(150, 255))
-            p.ellipse(d.num(0, p.w, 0.1), d.num(0, p.horizon * 0.95, 0.1), r, r, (shade,) * 3)
+        stars = d.sub("stars")  # its own dice: a star more or less moves nothing after it
+        for _ in range(stars.count(90, 170) * p.w // p.s):
+            r = p.s * stars.base.uniform(0.001, 0.004)
+            shade = round(stars.base.uniform(150, 255))
+            x, y = stars.num(0, p.w, DOT_JITTER), stars.num(0, p.horizon * 0.95, DOT_JITTER)
+            p.ellipse(x, y, r, r, (shade,) * 3)
     if sky == "night":
         x, y, r = p.w * d.num(0.15, 0.85), p.h * d.num(0.1, 0.28, 0.6), p.s * d.num(0.045, 0.06)
         p.light_x = x
@@ -60,6 +67,7 @@ def paint_sky(p: Painter) -> None:
                        outline=(230, 210, 170), width=max(1, round(r * 0.08)))  # fmt: skip
     storm = sky == "storm"
     cloud = (70, 72, 80) if storm else (255, 225, 215) if sky in ("sunset", "dawn") else (250,) * 3
+    d = d.sub("clouds")
     for _ in range(0 if sky in ("night", "space") else d.count(8, 12) if storm else d.count(2, 5)):
         cx, cy, size = p.w * d.num(0, 1), p.horizon * d.num(0.08, 0.6), p.s * d.num(0.05, 0.1)
         colour = d.colour(cloud, 30)
@@ -73,31 +81,42 @@ def paint_land(p: Painter) -> None:
     """Below (and on) the horizon: mountains, skyline, ground or sea, hills, forest, street."""
     d, lands, top = p.dice.sub("land"), p.scene.lands, round(p.horizon)
     if "mountains" in lands:
+        m = d.sub("mountains")
         for depth, shade in ((0, (120, 130, 160)), (1, (80, 95, 120))):
-            n = 2 * (d.count(4, 6) - depth)
+            n = 2 * (
+                m.base.randint(4, 6) - depth
+            )  # the peaks move with temperature; never renumbered
             ridge = [(-1.0, top + 1.0)]
             for i in range(n + 1):
-                rise = d.num(0.12, 0.26) if i % 2 == 0 else d.num(0.02, 0.08)
-                ridge.append((p.w * (i + d.num(-0.3, 0.3)) / n, top - p.h * rise / (1 + depth)))
+                rise = m.num(0.12, 0.26) if i % 2 == 0 else m.num(0.02, 0.08)
+                ridge.append((p.w * (i + m.num(-0.3, 0.3)) / n, top - p.h * rise / (1 + depth)))
             ridge.append((p.w + 1.0, top + 1.0))
-            p.poly(ridge, p.lit(d.colour(shade, 40)))
+            p.poly(ridge, p.lit(m.colour(shade, 40)))
             for i in range(1, len(ridge) - 1, 2):
                 (xa, ya), (x, y), (xb, yb) = ridge[i - 1], ridge[i], ridge[i + 1]
                 cap = [(x, y), (x + (xa - x) * 0.3, y + (ya - y) * 0.3)]
                 p.poly([*cap, (x + (xb - x) * 0.3, y + (yb - y) * 0.3)], p.lit((245, 248, 255)))
     if "city" in lands:
         x, lit_windows = -p.s * 0.02, p.scene.sky in ("night", "sunset", "storm")
-        while x < p.w:
-            bw, bh = p.s * d.num(0.05, 0.11), p.h * d.num(0.1, 0.34)
-            wall = mix(d.colour((105, 110, 130), 35), (20, 20, 30), d.num(0.0, 0.35))
+        for k in range(200):  # each building its own dice: one wider moves only those after
+            if x >= p.w:
+                break
+            b = d.sub(f"building{k}")
+            bw, bh = p.s * b.num(0.05, 0.11), p.h * b.num(0.1, 0.34)
+            wall = mix(b.colour((105, 110, 130), 35), (20, 20, 30), b.num(0.0, 0.35))
             p.rect(x, top - bh, x + bw, top + 1, p.lit(wall))
-            gap = max(2.0, p.s * 0.012)
-            for wy in range(round(top - bh + gap), round(top - gap * 2), round(gap * 2)):
-                for wx in range(round(x + gap), round(x + bw - gap * 1.5), round(gap * 1.8)):
-                    if not lit_windows or d.base.random() < 0.45:
+            gap, step = max(2.0, p.s * 0.012), p.s * b.num(0.0, 0.02)
+            lit_seed = b.base.getrandbits(32)  # which windows are lit: fixed by the prompt
+            for i, wy in enumerate(
+                range(round(top - bh + gap), round(top - gap * 2), round(gap * 2))
+            ):
+                for j, wx in enumerate(
+                    range(round(x + gap), round(x + bw - gap * 1.5), round(gap * 1.8))
+                ):
+                    if not lit_windows or _hashed(lit_seed, i, j) < 0.45:
                         on = (255, 215, 120) if lit_windows else p.lit((175, 205, 230))
                         p.rect(wx, wy, wx + gap * 0.8, wy + gap, on)
-            x += bw + p.s * d.num(0.0, 0.02)
+            x += bw + step
     ground = next((g for g in _GROUNDS if g in lands), "lunar" if p.scene.sky == "space" else None)
     ground = ground or "meadow"
     g_top, g_bottom = (p.lit(d.colour(c, 40)) for c in _GROUNDS[ground])
@@ -110,14 +129,17 @@ def paint_land(p: Painter) -> None:
     else:
         p.img.paste(gradient((p.w, max(1, p.h - top)), [(0, g_top), (1, g_bottom)]), (0, top))
     if ground in ("meadow", "mountains", "desert", "lunar") and "sea" not in lands:
-        for _ in range(d.count(2, 4)):  # hills, dunes or craters
-            cx, r = p.w * d.num(-0.1, 1.1), p.s * d.num(0.25, 0.5)
+        hills = d.sub("hills")
+        for _ in range(hills.count(2, 4)):  # hills, dunes or craters
+            cx, r = p.w * hills.num(-0.1, 1.1), p.s * hills.num(0.25, 0.5)
+            y, fade = top + p.h * hills.num(0.04, 0.1), hills.num(0.2, 0.6)
             if ground == "lunar":
-                p.ellipse(cx, top + p.h * d.num(0.04, 0.1), r * 0.4, r * 0.05, g_bottom)
+                p.ellipse(cx, y, r * 0.4, r * 0.05, g_bottom)
             else:
-                p.ellipse(cx, top + r * 0.85, r, r, mix(g_top, g_bottom, d.num(0.2, 0.6)))
+                p.ellipse(cx, top + r * 0.85, r, r, mix(g_top, g_bottom, fade))
     if "forest" in lands:
         for row, (lo, hi) in enumerate(((0.07, 0.13), (0.14, 0.24))):
+            d = p.dice.sub(f"land/forest{row}")
             trees = []
             for _ in range(d.count(22, 34) * p.w // p.s // (1 + 2 * row)):
                 near = d.num(0.0, 0.05) if row == 0 else d.num(0.15, 0.55)
@@ -125,6 +147,7 @@ def paint_land(p: Painter) -> None:
                 trees.append((top + (p.h - top) * near, p.w * d.num(-0.05, 1.05, 0.2), size))
             for base, x, size in sorted(trees):  # far to near, so near trees hide far ones
                 _pine(p, x, base, size, d, row)
+    d = p.dice.sub("land/street")
     if ground == "city" and "sea" not in lands:  # a street in front of the buildings
         y0, y1 = top + (p.h - top) * 0.3, top + (p.h - top) * 0.7
         p.rect(0, y0, p.w, y1, p.lit((50, 50, 58)))
@@ -133,6 +156,7 @@ def paint_land(p: Painter) -> None:
             x0 = (k * 2 + d.num(0, 1, 0.2)) * dash
             p.rect(x0, mid - p.s * 0.004, x0 + dash, mid + p.s * 0.004, p.lit((235, 220, 140)))
     if "desert" in lands:
+        d = p.dice.sub("land/cactus")
         for _ in range(d.count(1, 3)):
             x, y, size = p.w * d.num(0.05, 0.95), top + (p.h - top) * d.num(0.2, 0.6), p.h * 0.12
             green = p.lit(d.colour((60, 130, 70), 30))
@@ -140,6 +164,14 @@ def paint_land(p: Painter) -> None:
             p.rect(x - size * 0.3, y - size * 0.6, x + size * 0.3, y - size * 0.5, green)
             p.rect(x - size * 0.3, y - size * 0.85, x - size * 0.2, y - size * 0.5, green)
             p.rect(x + size * 0.2, y - size * 0.75, x + size * 0.3, y - size * 0.5, green)
+
+
+def _hashed(seed: int, i: int, j: int) -> float:
+    """A fixed pseudo-random number in [0, 1) for cell (i, j): no draw, so nothing shifts."""
+    h = (seed ^ (i * 0x9E3779B1) ^ (j * 0x85EBCA77)) & 0xFFFFFFFF
+    h = ((h ^ (h >> 15)) * 0x2C1B3C6D) & 0xFFFFFFFF
+    h = ((h ^ (h >> 12)) * 0x297A2D39) & 0xFFFFFFFF
+    return ((h ^ (h >> 15)) & 0xFFFFFF) / float(1 << 24)
 
 
 def _paint_waves(p: Painter, d: Dice) -> None:
@@ -154,6 +186,7 @@ def _paint_waves(p: Painter, d: Dice) -> None:
                    width=max(1, round(p.s * 0.002 * (1 + 3 * f))))  # fmt: skip
     if p.light_x is not None:  # the low sun's or the moon's path on the water
         light = (255, 240, 200) if p.scene.sky == "night" else (255, 190, 100)
+        d = d.sub("path")
         for i in range(12):
             y = top + (p.shore - top) * (i + 1) / 14
             half = p.s * (0.02 + 0.05 * i / 12) * d.num(0.6, 1.2)
@@ -176,11 +209,12 @@ def paint_weather(p: Painter) -> None:
     """Snowflakes and rain over everything drawn so far."""
     d = p.dice.sub("weather")
     if "snow" in p.scene.lands:
+        d = p.dice.sub("weather/snow")
         for _ in range(d.count(140, 240) * p.w // p.s):
             r = p.s * d.base.uniform(0.002, 0.006)
-            p.ellipse(d.num(0, p.w, 0.1), d.num(0, p.h, 0.1), r, r, (250, 250, 255))
+            p.ellipse(d.num(0, p.w, DOT_JITTER), d.num(0, p.h, DOT_JITTER), r, r, (250, 250, 255))
     if p.scene.sky == "storm":
-        rain = (150, 160, 180)
+        rain, d = (150, 160, 180), p.dice.sub("weather/rain")
         for _ in range(d.count(150, 250) * p.w // p.s):
-            x, y, length = d.num(0, p.w, 0.1), d.num(0, p.h, 0.1), p.s * 0.04
+            x, y, length = d.num(0, p.w, DOT_JITTER), d.num(0, p.h, DOT_JITTER), p.s * 0.04
             p.line([(x, y), (x - length * 0.3, y + length)], rain, p.s * 0.0015)

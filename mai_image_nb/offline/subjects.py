@@ -99,9 +99,15 @@ def _person(p: Painter, x: float, y: float, h: float, c: RGB, d: Dice) -> None:
 
 def _bird(p: Painter, x: float, y: float, h: float, c: RGB, d: Dice) -> None:
     for _ in range(d.count(3, 7)):
-        bx, by, size = x + p.w * d.num(-0.25, 0.25), y - p.h * d.num(0.1, 0.45), h * d.num(0.1, 0.2)
-        for side in (-1, 1):
-            p.line([(bx, by), (bx + side * size, by - size * 0.4)], c, max(2, size * 0.12))
+        bx, by = x + p.w * d.num(-0.25, 0.25), y - p.h * d.num(0.2, 0.5)
+        size = h * d.num(0.35, 0.6)
+        for side in (-1, 1):  # a gull's two bent wings
+            wing = [
+                (bx, by),
+                (bx + side * size * 0.5, by - size * 0.35),
+                (bx + side * size, by - size * 0.1),
+            ]
+            p.line(wing, c, max(2, size * 0.1))
 
 
 def _flower(p: Painter, x: float, y: float, h: float, c: RGB, d: Dice) -> None:
@@ -147,13 +153,179 @@ def _castle(p: Painter, x: float, y: float, h: float, c: RGB, d: Dice) -> None:
     p.rect(x - h * 0.12, y, x + h * 0.12, y - h * 0.2, p.lit((60, 45, 35)))
 
 
+def _fox(p: Painter, x: float, y: float, h: float, c: RGB, d: Dice) -> None:
+    """Side view, facing left: bushy white-tipped tail, dark socks, pointed ears and snout."""
+    white, dark = p.lit((245, 240, 230)), p.lit((45, 30, 25))
+    shade = mix(c, (0, 0, 0), 0.18)
+    # the tail: a long plume rising behind, its tip white
+    tail = [
+        (x + h * 0.38, y - h * 0.5),
+        (x + h * 0.95, y - h * 0.62),
+        (x + h * 1.18, y - h * 0.42),
+        (x + h * 1.05, y - h * 0.3),
+        (x + h * 0.7, y - h * 0.32),
+        (x + h * 0.4, y - h * 0.38),
+    ]
+    p.poly(tail, shade)
+    p.ellipse(x + h * 1.1, y - h * 0.44, h * 0.12, h * 0.1, white)
+    for lx in (-0.28, -0.12, 0.2, 0.34):  # legs with dark socks
+        p.rect(x + h * (lx - 0.035), y - h * 0.32, x + h * (lx + 0.035), y - h * 0.1, c)
+        p.rect(x + h * (lx - 0.035), y - h * 0.12, x + h * (lx + 0.035), y, dark)
+    p.ellipse(x + h * 0.03, y - h * 0.45, h * 0.42, h * 0.19, c)  # body
+    p.ellipse(x - h * 0.22, y - h * 0.4, h * 0.14, h * 0.11, white)  # chest
+    hx, hy = x - h * 0.42, y - h * 0.68
+    p.poly(
+        [
+            (hx + h * 0.1, hy - h * 0.1),
+            (hx + h * 0.22, hy + h * 0.12),
+            (hx - h * 0.02, hy + h * 0.2),
+            (hx - h * 0.12, hy + h * 0.02),
+        ],
+        c,
+    )  # the neck
+    for ex in (-0.02, 0.1):  # ears, dark-tipped
+        tip = (hx + h * (ex + 0.02), hy - h * 0.33)
+        p.poly(
+            [(hx + h * (ex - 0.07), hy - h * 0.08), tip, (hx + h * (ex + 0.09), hy - h * 0.06)], c
+        )
+        p.poly(
+            [(tip[0] - h * 0.025, tip[1] + h * 0.08), tip, (tip[0] + h * 0.03, tip[1] + h * 0.08)],
+            dark,
+        )
+    p.ellipse(hx, hy, h * 0.15, h * 0.13, c)  # head
+    p.poly(
+        [
+            (hx - h * 0.1, hy - h * 0.05),
+            (hx - h * 0.36, hy + h * 0.06),
+            (hx - h * 0.08, hy + h * 0.12),
+        ],
+        c,
+    )  # snout
+    p.poly(
+        [
+            (hx - h * 0.05, hy + h * 0.04),
+            (hx - h * 0.34, hy + h * 0.075),
+            (hx - h * 0.02, hy + h * 0.13),
+        ],
+        white,
+    )  # white muzzle
+    p.ellipse(hx - h * 0.35, hy + h * 0.06, h * 0.03, h * 0.025, dark)  # nose
+    p.ellipse(hx - h * 0.04, hy - h * 0.03, h * 0.025, h * 0.02, dark)  # eye
+
+
+def _dog(p: Painter, x: float, y: float, h: float, c: RGB, d: Dice) -> None:
+    """Side view, facing left: a raised tail, floppy ear, square muzzle and a collar."""
+    dark = mix(c, (0, 0, 0), 0.45)
+    p.line([(x + h * 0.38, y - h * 0.5), (x + h * 0.6, y - h * 0.8)], c, h * 0.07)  # tail
+    for lx in (-0.3, -0.14, 0.18, 0.32):
+        p.rect(x + h * (lx - 0.04), y - h * 0.35, x + h * (lx + 0.04), y, c)
+    p.ellipse(x, y - h * 0.45, h * 0.42, h * 0.17, c)  # body
+    hx, hy = x - h * 0.42, y - h * 0.7
+    p.poly(
+        [
+            (hx + h * 0.05, hy - h * 0.05),
+            (hx + h * 0.2, hy + h * 0.12),
+            (hx + h * 0.02, hy + h * 0.3),
+            (hx - h * 0.1, hy + h * 0.05),
+        ],
+        c,
+    )  # neck
+    p.ellipse(hx, hy, h * 0.15, h * 0.14, c)  # head
+    p.rect(hx - h * 0.3, hy - h * 0.02, hx - h * 0.05, hy + h * 0.12, c)  # muzzle
+    p.ellipse(hx - h * 0.3, hy + h * 0.01, h * 0.035, h * 0.03, (25, 20, 20))  # nose
+    p.ellipse(hx + h * 0.07, hy + h * 0.05, h * 0.06, h * 0.15, dark)  # floppy ear
+    p.ellipse(hx - h * 0.06, hy - h * 0.04, h * 0.025, h * 0.025, (25, 20, 20))  # eye
+    p.line([(hx + h * 0.12, hy + h * 0.1), (hx + h * 0.02, hy + h * 0.22)], (200, 40, 40), h * 0.04)
+
+
+def _whale(p: Painter, x: float, y: float, h: float, c: RGB, d: Dice) -> None:
+    """Side view, facing left, at the water line: spout, long body, raised tail flukes."""
+    belly, dark = mix(c, (255, 255, 255), 0.45), mix(c, (0, 0, 0), 0.35)
+    by = y - h * 0.3
+    for k in range(3):  # the spout
+        sx = x - h * 0.45 + (k - 1) * h * 0.07
+        p.line(
+            [(x - h * 0.45, by - h * 0.3), (sx, by - h * 0.65)], p.lit((200, 225, 250)), h * 0.03
+        )
+    p.poly(
+        [
+            (x + h * 0.7, by - h * 0.05),
+            (x + h * 1.15, by - h * 0.3),
+            (x + h * 1.2, by - h * 0.22),
+            (x + h * 0.95, by + h * 0.1),
+        ],
+        c,
+    )  # tail stock
+    for side in (-1, 1):  # the flukes
+        p.poly(
+            [
+                (x + h * 1.15, by - h * 0.28),
+                (x + h * (1.2 + 0.25 * side), by - h * (0.55 - 0.1 * side)),
+                (x + h * 1.22, by - h * 0.18),
+            ],
+            c,
+        )
+    p.ellipse(x, by, h * 0.85, h * 0.32, c)  # body
+    p.ellipse(x - h * 0.1, by + h * 0.16, h * 0.65, h * 0.13, belly)
+    p.line([(x - h * 0.8, by + h * 0.05), (x - h * 0.45, by + h * 0.1)], dark, h * 0.025)  # mouth
+    p.ellipse(x - h * 0.5, by - h * 0.04, h * 0.035, h * 0.035, (20, 20, 25))  # eye
+    p.poly(
+        [
+            (x + h * 0.05, by + h * 0.18),
+            (x + h * 0.3, by + h * 0.42),
+            (x + h * 0.25, by + h * 0.18),
+        ],
+        dark,
+    )  # flipper
+    if "sea" in p.scene.lands:  # the water line hides the lowest part
+        foam = p.lit((215, 235, 250))
+        for k in range(5):
+            p.ellipse(x - h * 0.8 + k * h * 0.4, by + h * 0.3, h * 0.2, h * 0.05, foam)
+
+
+def _fish(p: Painter, x: float, y: float, h: float, c: RGB, d: Dice) -> None:
+    """One to three fish leaping from the water: body, tail fin, top fin, an eye."""
+    for k in range(d.count(1, 3)):
+        fx, fy = x + (k - 1) * h * 1.6 + h * d.num(-0.2, 0.2), y - h * (0.5 + 0.25 * (k % 2))
+        size = h * d.num(0.8, 1.1)
+        fin = mix(c, (0, 0, 0), 0.25)
+        p.poly(
+            [
+                (fx + size * 0.4, fy),
+                (fx + size * 0.8, fy - size * 0.25),
+                (fx + size * 0.8, fy + size * 0.25),
+            ],
+            fin,
+        )  # tail
+        p.poly(
+            [
+                (fx - size * 0.1, fy - size * 0.2),
+                (fx + size * 0.15, fy - size * 0.38),
+                (fx + size * 0.25, fy - size * 0.15),
+            ],
+            fin,
+        )  # top fin
+        p.ellipse(fx, fy, size * 0.48, size * 0.24, c)
+        p.ellipse(
+            fx - size * 0.05,
+            fy + size * 0.08,
+            size * 0.3,
+            size * 0.08,
+            mix(c, (255, 255, 255), 0.4),
+        )
+        p.ellipse(fx - size * 0.3, fy - size * 0.05, size * 0.06, size * 0.06, (250, 250, 250))
+        p.ellipse(fx - size * 0.31, fy - size * 0.05, size * 0.03, size * 0.03, (15, 15, 20))
+
+
 _SUBJECTS: dict[str, tuple[Subject, float, RGB]] = {  # drawer, height (share of H), own colour
-    "lighthouse": (_lighthouse, 0.5, (200, 40, 40)), "cat": (_cat, 0.2, (90, 80, 80)),
+    "lighthouse": (_lighthouse, 0.5, (200, 40, 40)), "cat": (_cat, 0.28, (90, 80, 80)),
     "tree": (_tree, 0.45, (60, 140, 60)), "house": (_house, 0.28, (225, 205, 170)),
     "boat": (_boat, 0.25, (130, 80, 45)), "car": (_car, 0.12, (200, 40, 40)),
     "person": (_person, 0.25, (50, 90, 170)), "bird": (_bird, 0.1, (30, 30, 35)),
     "flower": (_flower, 0.15, (230, 80, 140)), "balloon": (_balloon, 0.3, (220, 60, 50)),
     "rocket": (_rocket, 0.3, (210, 50, 50)), "castle": (_castle, 0.35, (70, 60, 140)),
+    "fox": (_fox, 0.3, (215, 105, 35)), "whale": (_whale, 0.22, (70, 95, 130)),
+    "fish": (_fish, 0.16, (240, 140, 40)), "dog": (_dog, 0.3, (165, 110, 60)),
 }  # fmt: skip
 
 

@@ -100,11 +100,11 @@ def test_comparison_repr_html_escapes_its_prompt_and_errors(prompt: str, message
     def render(text: str) -> str:
         good = _gen(text)
         cells = [
-            Cell("1:1", 0.5, 0, generation=good),
-            Cell("1:1", 1.5, 0, error=errors.APIStatusError(message, status_code=400)),
+            Cell(text, "1:1", 0.5, 0, generation=good),
+            Cell(text, "1:1", 1.5, 0, error=errors.APIStatusError(message, status_code=400)),
         ]
         comparison = Comparison(
-            prompt=text,
+            prompts=(text,),
             aspect_ratios=("1:1",),
             temperatures=(0.5, 1.5),
             repeats=1,
