@@ -125,7 +125,7 @@ class Caller:
             MaiImageError: an answer over the cap, or not JSON.
         """
         with self.sessions.session("api") as session:
-            status, body = _get_json_body(session, url, self.auth, timeout_s)
+            status, body = transport.get_capped(session, url, auth=self.auth, timeout_s=timeout_s)
         path = urlsplit(url).path
         if status >= 300:
             raise APIStatusError(f"GET {path} answered HTTP {status}", status_code=status)
@@ -168,18 +168,6 @@ class Caller:
             f"the image could not be fetched from {host} "
             f"(after {_attempts_text(attempt + 1)}): {problem}"
         )
-
-
-def _get_json_body(session: Any, url: str, auth: Any, timeout_s: float) -> tuple[int, bytes]:
-    import requests  # loaded with transport already
-
-    try:
-        with session.get(url, auth=auth, timeout=timeout_s, allow_redirects=False,
-                         stream=True) as response:  # fmt: skip
-            body = response.raw.read(transport.MAX_ERROR_BODY_BYTES + 1, decode_content=True)
-            return response.status_code, body
-    except requests.RequestException as exc:
-        raise APIConnectionError(f"GET {urlsplit(url).path} failed: {type(exc).__name__}") from None
 
 
 def _summary(outcome: transport.Reply | transport.NetworkFailure) -> str:

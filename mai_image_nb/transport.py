@@ -21,6 +21,7 @@ import requests
 
 from ._version import __version__
 from .errors import (
+    APIConnectionError,
     APIStatusError,
     AuthenticationError,
     RateLimitError,
@@ -37,6 +38,7 @@ __all__ = [
     "SessionPool",
     "error_for_status",
     "fetch_image",
+    "get_capped",
     "post_json",
 ]
 
@@ -292,6 +294,24 @@ _STATUS_TEXT = {
     503: "Service Unavailable",
     504: "Gateway Timeout",
 }
+
+
+def get_capped(
+    session: requests.Session, url: str, *, auth: BearerAuth | None, timeout_s: float
+) -> tuple[int, bytes]:
+    """GET `url` once (no redirects: the key stays with `url`'s host); (status, body) with the
+    body cut at MAX_ERROR_BODY_BYTES + 1, so a caller can tell it was longer.
+
+    Raises:
+        APIConnectionError: the request failed on the network.
+    """
+    try:
+        with session.get(url, auth=auth, timeout=_timeouts(timeout_s), allow_redirects=False,
+                         stream=True) as response:  # fmt: skip
+            body = response.raw.read(MAX_ERROR_BODY_BYTES + 1, decode_content=True)
+            return response.status_code, body
+    except requests.RequestException as exc:
+        raise APIConnectionError(f"GET {url} failed: {type(exc).__name__}") from None
 
 
 def fetch_image(session: requests.Session, url: str, *, timeout_s: float) -> Reply | NetworkFailure:

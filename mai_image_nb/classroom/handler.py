@@ -20,7 +20,7 @@ from .ledger import Student
 from .terms import LedgerError, check_budget, hash_token, to_usd
 
 if TYPE_CHECKING:
-    from .server import Gateway, _Server
+    from .server import Gateway, GatewayHTTPServer
 
 __all__ = ["DRAIN_LIMIT_BYTES", "MAX_BODY_BYTES", "Handler"]
 
@@ -44,7 +44,7 @@ class Handler(BaseHTTPRequestHandler):
     sys_version = ""
     timeout = IDLE_TIMEOUT_S
     disable_nagle_algorithm = True
-    server: _Server
+    server: GatewayHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:
         # The request line holds no secret (tokens travel in a header), but keep it quiet.

@@ -34,7 +34,7 @@ LISTEN_BACKLOG = 1024  # a class connecting at once must not meet a full accept 
 PRICE_KEY = "usd_per_image_micro"
 
 
-class _Server(ThreadingHTTPServer):
+class GatewayHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = LISTEN_BACKLOG
 
@@ -102,7 +102,9 @@ class Gateway:
         self._busy = 0
         self._idle = threading.Condition(self._lock)
         self._closed = False
-        self._httpd = _Server(self, (host, port))  # binds first: a taken port leaves no thread
+        self._httpd = GatewayHTTPServer(
+            self, (host, port)
+        )  # binds first: a taken port leaves no thread
         self.gallery = Gallery(folder, upstream)
         self.host, self.port = host, self._httpd.server_address[1]
         self._thread = threading.Thread(
