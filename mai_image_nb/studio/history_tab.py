@@ -22,11 +22,21 @@ from mai_image_nb.errors import MaiImageError
 from mai_image_nb.export import export_generations
 from mai_image_nb.generation import Generation
 from mai_image_nb.history import History
-from mai_image_nb.params import Params
+from mai_image_nb.params import TEMPERATURE_MAX, TEMPERATURE_MIN, Params
 
+from .downloads import DownloadLink, pngs_zip
 from .gallery import LargeView, SideBySide, Tile
 from .jobs import Coalescer, JobRunner
-from .widgets import ConfirmRow, Tone, muted, on_click, run_file_write, status_html
+from .widgets import (
+    ConfirmRow,
+    Html,
+    Tone,
+    muted,
+    on_click,
+    ratio_options,
+    run_file_write,
+    status_html,
+)
 
 __all__ = ["HistoryTab"]
 
@@ -49,6 +59,7 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
         client: Client,
         *,
         on_use: Callable[[Params], None],
+        on_full: Callable[[Generation], None],
         page_size: int = DEFAULT_PAGE_SIZE,
     ) -> None:
         self.client = client
@@ -64,10 +75,18 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
         self.refreshed = self._renderer.idle  # set whenever no page render is pending
 
         self.filter_box = w.Text(
-            placeholder="Filter: words in the prompt", layout=w.Layout(width="280px")
+            placeholder="Filter: words in the prompt", layout=w.Layout(width="240px")
         )
+        self.ratio_filter = w.Dropdown(
+            options=[("any ratio", ""), *ratio_options()], value="", layout=w.Layout(width="120px")
+        )
+        self.temperature_filter = w.FloatRangeSlider(
+            value=(TEMPERATURE_MIN, TEMPERATURE_MAX), min=TEMPERATURE_MIN, max=TEMPERATURE_MAX,
+            step=0.05, readout_format=".2f", continuous_update=False, description="temperature",
+            style={"description_width": "auto"}, layout=w.Layout(width="300px"),
+        )  # fmt: skip
         self.count_line = muted("")
-        self.status_line = w.HTML(status_html("idle", ""))
+        self.status_line = Html(status_html("idle", ""))
         self.tiles = [Tile() for _ in range(self.page_size)]
         self.gallery = w.GridBox(
             self.tiles,
@@ -79,25 +98,38 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
         self.next_button = w.Button(description="Older ›", disabled=True)
         self.page_label = muted("")
         self.selection_line = muted("")
-        self.side_by_side_button = w.Button(description="Side by side", disabled=True)
-        self.clear_selection_button = w.Button(description="Clear selection", disabled=True)
-        self.delete_button = w.Button(description="Delete", icon="trash", disabled=True)
-        self.export_folder_box = w.Text(value=DEFAULT_EXPORT_FOLDER, layout=w.Layout(width="200px"))
-        self.export_button = w.Button(description="Export all", icon="folder-open")
+        auto = w.Layout(width="auto")
+        self.side_by_side_button = w.Button(description="Side by side", disabled=True, layout=auto)
+        self.clear_selection_button = w.Button(
+            description="Clear selection", disabled=True, layout=w.Layout(width="auto")
+        )
+        self.delete_button = w.Button(
+            description="Delete", icon="trash", disabled=True, layout=w.Layout(width="auto")
+        )
+        self.download_button = w.Button(
+            description="Download selected (zip)", icon="download", disabled=True,
+            layout=w.Layout(width="auto"), tooltip="The selected PNGs, parameters embedded",
+        )  # fmt: skip
+        self.download_link = DownloadLink()
+        self.export_folder_box = w.Text(value=DEFAULT_EXPORT_FOLDER, layout=w.Layout(width="160px"))
+        self.export_button = w.Button(
+            description="Export all", icon="folder-open", layout=w.Layout(width="auto"),
+            tooltip="Write PNGs and indexes into a folder of the kernel's machine",
+        )  # fmt: skip
         self.confirm_row = ConfirmRow(yes="Yes, delete", no="No, keep")
         self.confirm_line = self.confirm_row.question
         self.confirm_yes_button = self.confirm_row.yes_button
         self.confirm_no_button = self.confirm_row.no_button
-        self.detail_view = LargeView()
+        self.detail_view = LargeView(on_use=on_use, on_full=on_full)
         self.detail_image = self.detail_view.image_view
         self.detail_info = self.detail_view.info
         self.use_button = self.detail_view.use_button
         self.close_detail_button = self.detail_view.close_button
-        self.side_by_side = SideBySide()
+        self.side_by_side = SideBySide(on_full=on_full)
 
         toolbar = w.HBox(
-            [self.filter_box, self.count_line],
-            layout=w.Layout(grid_gap="12px", align_items="center"),
+            [self.filter_box, self.ratio_filter, self.temperature_filter, self.count_line],
+            layout=w.Layout(grid_gap="10px", align_items="center", flex_flow="row wrap"),
         )
         pager = w.HBox(
             [self.prev_button, self.page_label, self.next_button],
@@ -109,6 +141,8 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
                 self.side_by_side_button,
                 self.clear_selection_button,
                 self.delete_button,
+                self.download_button,
+                self.download_link,
                 self.export_folder_box,
                 self.export_button,
             ],
@@ -127,7 +161,7 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
             ],
             layout=w.Layout(grid_gap="8px"),
         )
-        self.off_message = w.HTML(
+        self.off_message = Html(
             '<div class="mai-details">The history is off for this client '
             "(<code>history=False</code>), so there is nothing to browse here. Images made in "
             "this session are kept in memory only; use <code>Client()</code> with a history "
@@ -141,13 +175,13 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
 
         self.jobs = JobRunner(name="history", on_busy=self._set_busy, on_error=self._show_error)
         self.idle: threading.Event = self.jobs.idle
-        self.filter_box.observe(self._on_filter, names="value")
+        for control in (self.filter_box, self.ratio_filter, self.temperature_filter):
+            control.observe(self._on_filter, names="value")
         on_click(self.prev_button, lambda: self.show_page(self.page - 1), self._show_error)
         on_click(self.next_button, lambda: self.show_page(self.page + 1), self._show_error)
         for tile in self.tiles:
             on_click(tile.view_button, partial(self._open_tile, tile), self._show_error)
             tile.select_box.observe(lambda c, t=tile: self._on_select(t, c), names="value")
-        on_click(self.use_button, self.use_opened, self._show_error)
         on_click(self.close_detail_button, self.close_detail, self._show_error)
         on_click(self.side_by_side_button, self.show_side_by_side, self._show_error)
         on_click(self.clear_selection_button, self.clear_selection, self._show_error)
@@ -155,6 +189,9 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
         on_click(self.confirm_yes_button, self.confirm_delete, self._show_error)
         on_click(self.confirm_no_button, self.cancel_delete, self._show_error)
         on_click(self.export_button, self.start_export, self._show_error)
+        on_click(self.download_button, self.start_download, self._show_error)
+        for tile in self.tiles:
+            on_click(tile.full_button, partial(self._full_tile, tile, on_full), self._show_error)
         self.refresh()
 
     # -- pages -----------------------------------------------------------------------------
@@ -177,10 +214,18 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
         if store is None:
             return
         text = self.filter_box.value
-        total = store.count(text)
+        keep = self._settings_filter()
+        if keep is None:
+            total = store.count(text)
+        else:  # ratio or temperature: filter the text matches here, then page through them
+            matches = [gen for gen in store.search(text) if keep(gen)]
+            total = len(matches)
         pages = max(1, math.ceil(total / self.page_size))
         page = min(max(0, self.page), pages - 1)
-        gens = store.search(text, limit=self.page_size, offset=page * self.page_size)
+        if keep is None:
+            gens = store.search(text, limit=self.page_size, offset=page * self.page_size)
+        else:
+            gens = matches[page * self.page_size : (page + 1) * self.page_size]
         self.page, self.total = page, total
         for index, tile in enumerate(self.tiles):
             if index >= len(gens):
@@ -194,12 +239,25 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
             tile.show(gen, thumb, selected=gen.id in self.selected)
         noun = "image" if total == 1 else "images"
         match = f" match “{text.strip()}”" if text.strip() else ""
+        if keep is not None:
+            match += " and the settings chosen"
         self.count_line.value = (
             f'<span class="mai-muted">{total} {noun}{display.escape(match)}</span>'
         )
         self.page_label.value = f'<span class="mai-muted">Page {page + 1} of {pages}</span>'
         self.prev_button.disabled = page == 0
         self.next_button.disabled = page >= pages - 1
+
+    def _settings_filter(self) -> Callable[[Generation], bool] | None:
+        """A test for the ratio and temperature filters; None when they let everything pass."""
+        ratio = self.ratio_filter.value
+        low, high = self.temperature_filter.value
+        if not ratio and low <= TEMPERATURE_MIN and high >= TEMPERATURE_MAX:
+            return None
+        return lambda gen: (
+            (not ratio or gen.aspect_ratio == ratio)
+            and (low - 1e-9 <= gen.temperature <= high + 1e-9)
+        )
 
     def show_page(self, page: int) -> None:
         """Go to page `page` (0 is the newest)."""
@@ -236,6 +294,7 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
             self._show("error", str(exc))
             return
         self.opened = gen
+        self.side_by_side.hide()  # one view at a time: the newest one
         self.detail_view.show(gen, preview)
         self.delete_button.disabled = self.jobs.busy
         self._show("idle", "")
@@ -247,8 +306,11 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
 
     def use_opened(self) -> None:
         """Fill the Generate tab with the opened generation's settings and switch to it."""
-        if self.opened is not None:
-            self._on_use(self.opened.params)
+        self.detail_view.use()
+
+    def _full_tile(self, tile: Tile, on_full: Callable[[Generation], None]) -> None:
+        if tile.generation is not None:
+            on_full(tile.generation)
 
     # -- selection -------------------------------------------------------------------------
 
@@ -283,6 +345,9 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
             f'<span class="mai-muted">{count} selected</span>' if count else ""
         )
         self.side_by_side_button.disabled = count < 2
+        self.download_button.disabled = busy or count == 0
+        if count == 0:
+            self.download_link.clear()
         self.clear_selection_button.disabled = count == 0
         self.delete_button.disabled = busy or (count == 0 and self.opened is None)
         self.export_button.description = f"Export {count} selected" if count else "Export all"
@@ -300,6 +365,7 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
                 items.append((gen, store.thumbnail(gen.id)))
             except (KeyError, MaiImageError):
                 items.append((gen, b""))
+        self.close_detail()  # one view at a time: the old large view goes
         self.side_by_side.show(items)
         more = len(self.selected) - len(chosen)
         note = f" (the first {len(chosen)}; {more} more selected)" if more > 0 else ""
@@ -376,6 +442,19 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
             lambda _cancel: run_file_write(export, f"could not export to {folder}"),
             lambda path: self._show("ok", f"Exported {count} images to {path}"),
         )
+
+    def start_download(self) -> bool:
+        """A zip of the selected images' PNGs (parameters embedded), offered as a link."""
+        chosen = list(self.selected.values())
+        if not chosen or self.jobs.busy:
+            return False
+
+        def offer(data: bytes) -> None:
+            self.download_link.offer(f"mai-images-{len(chosen)}.zip", data, "application/zip")
+            self._show("ok", f"{len(chosen)} images are ready: click the link to save the zip.")
+
+        self._show("busy", f"Preparing {len(chosen)} images…")
+        return self.jobs.start(lambda _cancel: pngs_zip(chosen), offer)
 
     # -- state -----------------------------------------------------------------------------
 

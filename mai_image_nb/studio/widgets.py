@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import ipywidgets as w
+import traitlets
 
 from mai_image_nb import display, pngmeta
 from mai_image_nb.errors import MaiImageError, ValidationError
@@ -23,12 +24,14 @@ if TYPE_CHECKING:
 __all__ = [
     "STYLESHEET",
     "ConfirmRow",
+    "Html",
     "close_tree",
     "details_html",
     "error_text",
     "field",
     "file_name_for",
     "muted",
+    "no_math",
     "on_click",
     "one_line",
     "ratio_label",
@@ -93,6 +96,30 @@ STYLESHEET = """<style>
 .mai-studio .mai-confirm { background:#fff4e5; border-radius:6px; padding:4px 8px; }
 </style>"""
 
+NO_MATH_CLASS = "mai-text tex2jax_ignore mathjax_ignore"
+_NO_MATH_OPEN = f'<div class="{NO_MATH_CLASS}">'
+
+
+def no_math(html_text: str) -> str:
+    """`html_text` that MathJax leaves alone: `$` as `&#36;` inside an ignored block.
+
+    Jupyter front ends typeset `$…$` pairs in HTML; the classes are MathJax 2's and 3's
+    "ignore" markers, and the entity keeps raw-source renderers (GitHub) from pairing them.
+    Idempotent; "" stays "".
+    """
+    if not html_text or html_text.startswith(_NO_MATH_OPEN):
+        return html_text
+    return f"{_NO_MATH_OPEN}{html_text.replace('$', '&#36;')}</div>"
+
+
+class Html(w.HTML):  # type: ignore[misc]
+    """An `HTML` widget whose value is always MathJax-safe (see `no_math`)."""
+
+    @traitlets.validate("value")
+    def _no_math(self, proposal: dict[str, str]) -> str:
+        return no_math(proposal["value"] or "")
+
+
 _SHAPES = {"1:1": "□", "4:3": "▭", "3:2": "▭", "16:9": "▬", "3:4": "▯", "2:3": "▯", "9:16": "▮"}
 
 
@@ -145,8 +172,16 @@ def reject_blank_prompt(prompt: str) -> None:
 
 
 def file_name_for(prompt: str, *, fallback: str = "image", suffix: str = ".png") -> str:
-    """A file name made from the prompt: `a-lighthouse-at-dusk.png` (`fallback` when no slug)."""
-    return (pngmeta.slugify(prompt, FILE_SLUG_CHARS) or fallback) + suffix
+    """A file name made from the prompt: `a-lighthouse-at-dusk.png` (`fallback` when no slug).
+
+    Long prompts are cut at a word boundary (a dash), never in the middle of a word; a
+    single first word longer than the limit is kept whole up to the limit.
+    """
+    slug = pngmeta.slugify(prompt, 4 * FILE_SLUG_CHARS + 1)
+    if len(slug) > FILE_SLUG_CHARS:
+        cut = slug[: FILE_SLUG_CHARS + 1].rfind("-")
+        slug = slug[:cut] if cut > 0 else slug[:FILE_SLUG_CHARS]
+    return (slug or fallback) + suffix
 
 
 def run_file_write(write: Callable[[], Path], failure: str) -> Path:
@@ -190,9 +225,9 @@ def on_click(button: w.Button, action: Callable[[], object], report: Callable[[s
     button.on_click(handler)
 
 
-def muted(text: str) -> w.HTML:
+def muted(text: str) -> Html:
     """A small grey label (escaped)."""
-    return w.HTML(f'<span class="mai-muted">{display.escape(text)}</span>')
+    return Html(f'<span class="mai-muted">{display.escape(text)}</span>')
 
 
 def field(label: str, control: w.Widget, *, width: str | None = None) -> w.VBox:
@@ -262,7 +297,7 @@ class ConfirmRow(w.HBox):  # type: ignore[misc]
     """ "Are you sure?" with Yes and No; hidden until `ask`."""
 
     def __init__(self, *, yes: str, no: str) -> None:
-        self.question = w.HTML()
+        self.question = Html()
         self.yes_button = w.Button(description=yes, button_style="danger")
         self.no_button = w.Button(description=no)
         super().__init__(
