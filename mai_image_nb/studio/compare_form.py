@@ -11,6 +11,7 @@ from collections.abc import Callable
 import ipywidgets as w
 
 from mai_image_nb.batch import MAX_PROMPTS
+from mai_image_nb.client import Client
 from mai_image_nb.errors import MaiImageError, ValidationError
 from mai_image_nb.params import ASPECT_RATIOS, validate_params
 
@@ -18,7 +19,14 @@ from .grid import CompareForm
 from .messages import parse_temperatures, say
 from .widgets import Html, field, ratio_label, ratio_size, reject_blank_prompt, status_html
 
-__all__ = ["MAX_CELLS", "MAX_REPEATS", "CompareInputs", "FieldNote", "RatioToggles"]
+__all__ = [
+    "MAX_CELLS",
+    "MAX_REPEATS",
+    "CompareInputs",
+    "FieldNote",
+    "RatioToggles",
+    "estimate_grid",
+]
 
 MAX_CELLS = 48  # a grid larger than this is hard to see and easy to pay too much for
 MAX_REPEATS = 4
@@ -175,3 +183,25 @@ def _sentence(exc: MaiImageError) -> str:
     if isinstance(exc, ValidationError) and exc.field == "grid":
         return exc.allowed
     return say(exc)
+
+
+def estimate_grid(client: Client, form: CompareForm) -> tuple[int, int, float]:
+    """(new cells, cached cells, estimated USD of the new ones); cheap indexed look-ups.
+
+    A prompt that is not valid yet counts its cells as new (its message is under the field).
+
+    Raises:
+        MaiImageError: the history cannot be read.
+    """
+    cached = 0
+    try:
+        for prompt, ratio, temp, repeat in form.slots:
+            if prompt:
+                params = validate_params(
+                    prompt, aspect_ratio=ratio, temperature=temp, sample=repeat, model=client.model
+                )
+                cached += client.cached(params) is not None
+    except ValidationError:
+        cached = 0
+    new = len(form.slots) - cached
+    return new, cached, client.estimate(new)

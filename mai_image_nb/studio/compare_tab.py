@@ -23,24 +23,21 @@ from mai_image_nb.errors import (
     ValidationError,
 )
 from mai_image_nb.generation import Generation
-from mai_image_nb.params import Params, validate_params
+from mai_image_nb.params import Params
 
-from .compare_form import MAX_CELLS, MAX_REPEATS, CompareInputs
-from .downloads import DownloadLink, pngs_zip
+from .compare_form import MAX_CELLS, MAX_REPEATS, CompareInputs, estimate_grid
 from .gallery import LargeView
-from .grid import CellGroup, CellView, CompareForm, Slot
+from .grid import CellGroup, CellView, CompareForm, Slot, layout_grid
+from .grid_files import GridFiles
 from .jobs import JobRunner
-from .messages import money, say, temperature_label
+from .messages import money, say
 from .widgets import (
     Html,
     Tone,
     close_tree,
     file_name_for,
-    muted,
     on_click,
     one_line,
-    ratio_label,
-    run_file_write,
     status_html,
 )
 
@@ -85,15 +82,11 @@ class CompareTab(w.HBox):  # type: ignore[misc]
         self.grid_title = Html()
         self.grid = w.GridBox([], layout=w.Layout(grid_gap="8px", width="100%"))
         self.large = LargeView(on_use=on_use, on_full=on_full)
-        self.grid_name_box = w.Text(placeholder="grid.png", layout=w.Layout(width="220px"))
-        self.save_grid_button = w.Button(
-            description="Save grid", icon="save", disabled=True, layout=_auto()
-        )
-        self.download_grid_button = w.Button(
-            description="Download all (zip)", icon="download", disabled=True, layout=_auto(),
-            tooltip="Every image's PNG with its parameters, and the contact sheet, in one zip",
-        )  # fmt: skip
-        self.grid_link = DownloadLink()
+        self.files = GridFiles(lambda: self.jobs, lambda: self.comparison, self._show)
+        self.grid_name_box = self.files.name_box
+        self.save_grid_button = self.files.save_button
+        self.download_grid_button = self.files.download_button
+        self.grid_link = self.files.link
 
         wrap = w.Layout(grid_gap="6px", align_items="center", flex_flow="row wrap")
         form_column = w.VBox(
@@ -111,11 +104,7 @@ class CompareTab(w.HBox):  # type: ignore[misc]
                 self.large,
                 self.grid_title,
                 self.grid,
-                w.HBox(
-                    [self.grid_name_box, self.save_grid_button, self.download_grid_button],
-                    layout=wrap,
-                ),
-                self.grid_link,
+                self.files,
             ],
             layout=w.Layout(flex="1 1 420px", min_width="0", grid_gap="6px"),
         )
@@ -130,8 +119,8 @@ class CompareTab(w.HBox):  # type: ignore[misc]
         on_click(self.run_button, self.start_run, self._show_error)
         on_click(self.cancel_button, self.cancel, self._show_error)
         on_click(self.retry_button, self.start_retry, self._show_error)
-        on_click(self.save_grid_button, self.start_save, self._show_error)
-        on_click(self.download_grid_button, self.start_download, self._show_error)
+        on_click(self.save_grid_button, self.files.start_save, self._show_error)
+        on_click(self.download_grid_button, self.files.start_download, self._show_error)
         self.refresh_estimate()
 
     # -- form and estimate -----------------------------------------------------------------
@@ -154,21 +143,7 @@ class CompareTab(w.HBox):  # type: ignore[misc]
         Raises:
             ValidationError: the form is not valid yet.
         """
-        form = self.read_form(need_prompt=False)
-        cached = 0
-        try:
-            for prompt, ratio, temp, repeat in form.slots:
-                if not prompt:
-                    continue
-                params = validate_params(
-                    prompt, aspect_ratio=ratio, temperature=temp, sample=repeat,
-                    model=self.client.model,
-                )  # fmt: skip
-                cached += self.client.cached(params) is not None
-        except ValidationError:
-            cached = 0  # a prompt that is not valid yet: its message is under the field
-        new = len(form.slots) - cached
-        return new, cached, self.client.estimate(new)
+        return estimate_grid(self.client, self.read_form(need_prompt=False))
 
     def refresh_estimate(self) -> None:
         """Recompute "9 cells · costs $0.56 · $0.31 left" and whether Run is allowed.
@@ -287,36 +262,11 @@ class CompareTab(w.HBox):  # type: ignore[misc]
 
     def _build_grid(self, form: CompareForm) -> None:
         old = list(self.grid.children)
-        self.cell_views = [
-            CellView(slot, repeats=form.repeats, on_open=self.open_cell) for slot in form.slots
-        ]
+        grid = layout_grid(form, on_open=self.open_cell)
+        self.cell_views, self.groups = grid.cells, grid.groups
         self._views = {view.key: view for view in self.cell_views}
-        columns = len(form.temperatures)
-        heads: list[w.Widget] = [muted("")]
-        heads += [muted(f"temperature {temperature_label(t)}") for t in form.temperatures]
-        items: list[w.Widget] = list(heads)
-        self.groups = []
-        size = form.repeats
-        for p_index, prompt in enumerate(form.prompts):
-            if len(form.prompts) > 1:
-                title = Html(f"<b>{display.escape(display.short_prompt(prompt, 160))}</b>")
-                title.add_class("mai-block-title")
-                title.layout.grid_column = "1 / -1"
-                items.append(title)
-            for r_index, ratio in enumerate(form.aspect_ratios):
-                items.append(muted(ratio_label(ratio)))
-                for t_index in range(columns):
-                    start = (
-                        (p_index * len(form.aspect_ratios) + r_index) * columns + t_index
-                    ) * size
-                    group = CellGroup(self.cell_views[start : start + size])
-                    self.groups.append(group)
-                    items.append(group)
-        width = 110 * size
-        self.grid.layout.grid_template_columns = (
-            f"max-content repeat({columns}, minmax({width}px, 1fr))"
-        )
-        self.grid.children = tuple(items)
+        self.grid.layout.grid_template_columns = grid.columns
+        self.grid.children = tuple(grid.items)
         shown = form.prompts[0] if len(form.prompts) == 1 else f"{len(form.prompts)} prompts"
         self.grid_title.value = (
             f'<div class="mai-details"><b>{display.escape(display.short_prompt(shown))}</b></div>'
@@ -400,44 +350,6 @@ class CompareTab(w.HBox):  # type: ignore[misc]
             if view.state == "waiting":
                 view.show_error(MaiImageError("not run"))
 
-    # -- save and download -----------------------------------------------------------------
-
-    def start_save(self) -> bool:
-        """Save the contact sheet (into the kernel's folder) as a PNG carrying the parameters."""
-        comparison = self.comparison
-        if comparison is None or self.jobs.busy:
-            return False
-        name = self.grid_name_box.value.strip()
-        if not name:
-            self._show("error", "Type a file name, e.g. grid.png.")
-            return False
-        self._show("busy", "Saving the grid…")
-        return self.jobs.start(
-            lambda _cancel: run_file_write(
-                partial(comparison.save, name), f"could not save {name}"
-            ),
-            lambda path: self._show("ok", f"Saved to {path}"),
-        )
-
-    def start_download(self) -> bool:
-        """Prepare a zip of every image's PNG and the sheet, offered as a download link."""
-        comparison = self.comparison
-        if comparison is None or self.jobs.busy:
-            return False
-        sheet_name = self.grid_name_box.value.strip() or "grid.png"
-        gens = [c.generation for c in comparison.cells if c.generation is not None]
-
-        def build(_cancel: threading.Event) -> bytes:
-            return pngs_zip(gens, [(sheet_name, comparison.png_bytes())])
-
-        def offer(data: bytes) -> None:
-            name = sheet_name.removesuffix(".png") + ".zip"
-            self.grid_link.offer(name, data, "application/zip")
-            self._show("ok", f"{len(gens)} images and the sheet are ready: click the link.")
-
-        self._show("busy", "Preparing the zip…")
-        return self.jobs.start(build, offer)
-
     # -- state -----------------------------------------------------------------------------
 
     def _show(self, tone: Tone, text: str) -> None:
@@ -448,8 +360,7 @@ class CompareTab(w.HBox):  # type: ignore[misc]
         self.cancel_button.disabled = not busy
         failed = self.comparison is not None and bool(self.comparison.failed)
         self.retry_button.disabled = busy or not failed
-        self.save_grid_button.disabled = busy or self.comparison is None
-        self.download_grid_button.disabled = busy or self.comparison is None
+        self.files.enable(not busy and self.comparison is not None)
         if not busy:
             self.refresh_estimate()
             self._on_settled()

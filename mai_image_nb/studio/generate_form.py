@@ -13,6 +13,7 @@ from typing import Any
 
 import ipywidgets as w
 
+from mai_image_nb import display
 from mai_image_nb.errors import ValidationError
 from mai_image_nb.params import (
     PROMPT_MAX_CHARS,
@@ -26,7 +27,7 @@ from .compare_form import FieldNote
 from .messages import say
 from .widgets import field, muted, ratio_options, ratio_size, reject_blank_prompt
 
-__all__ = ["MAX_BATCH", "GenerateInputs", "parse_token_limit"]
+__all__ = ["MAX_BATCH", "GenerateInputs", "code_for", "copy_button_html", "parse_token_limit"]
 
 MAX_BATCH = 8  # images per click
 MAX_SAMPLE = 1_000_000
@@ -49,6 +50,26 @@ def parse_token_limit(field_name: str, text: str) -> int | None:
     if number < 1:
         raise ValidationError(field_name, text, allowed)
     return number
+
+
+def code_for(params: Params) -> str:
+    """The exact `client.generate(...)` call that reproduces `params` (the prompt via repr)."""
+    kwargs = params.generate_kwargs()
+    args = [repr(kwargs.pop("prompt"))]
+    if not kwargs.get("sample"):
+        kwargs.pop("sample", None)
+    args.extend(f"{name}={value!r}" for name, value in kwargs.items())
+    return f"client.generate({', '.join(args)})"
+
+
+def copy_button_html(code: str) -> str:
+    """A Copy button that puts `code` on the clipboard (a click handler in the browser only)."""
+    return (
+        f'<button class="mai-copy jupyter-button" type="button" data-code="{display.escape(code)}" '
+        'onclick="navigator.clipboard.writeText(this.dataset.code).then('
+        "() => { this.textContent = 'Copied ✓'; }, () => { this.textContent = 'Select and copy'; })"
+        '">Copy</button>'
+    )
 
 
 class GenerateInputs(w.VBox):  # type: ignore[misc]

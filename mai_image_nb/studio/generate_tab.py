@@ -29,7 +29,7 @@ from mai_image_nb.generation import Generation
 from mai_image_nb.params import Params, validate_params
 
 from .downloads import DownloadLink
-from .generate_form import GenerateInputs, parse_token_limit
+from .generate_form import GenerateInputs, code_for, copy_button_html, parse_token_limit
 from .jobs import JobRunner
 from .messages import money, say
 from .widgets import (
@@ -47,26 +47,6 @@ __all__ = ["GenerateTab", "code_for", "copy_button_html", "parse_token_limit"]
 
 MAX_SAMPLE_SEARCH = 10_000  # how far "New variation" looks for an unused sample index
 STRIP_PX = 128
-
-
-def code_for(params: Params) -> str:
-    """The exact `client.generate(...)` call that reproduces `params` (the prompt via repr)."""
-    kwargs = params.generate_kwargs()
-    args = [repr(kwargs.pop("prompt"))]
-    if not kwargs.get("sample"):
-        kwargs.pop("sample", None)
-    args.extend(f"{name}={value!r}" for name, value in kwargs.items())
-    return f"client.generate({', '.join(args)})"
-
-
-def copy_button_html(code: str) -> str:
-    """A Copy button that puts `code` on the clipboard (a click handler in the browser only)."""
-    return (
-        f'<button class="mai-copy jupyter-button" type="button" data-code="{display.escape(code)}" '
-        'onclick="navigator.clipboard.writeText(this.dataset.code).then('
-        "() => { this.textContent = 'Copied ✓'; }, () => { this.textContent = 'Select and copy'; })"
-        '">Copy</button>'
-    )
 
 
 class GenerateTab(w.HBox):  # type: ignore[misc]

@@ -17,9 +17,9 @@ from mai_image_nb.errors import CancelledError
 from mai_image_nb.generation import Generation
 
 from .messages import money, temperature_label
-from .widgets import Html, one_line
+from .widgets import Html, muted, one_line, ratio_label
 
-__all__ = ["CellGroup", "CellView", "CompareForm", "Slot"]
+__all__ = ["CellGroup", "CellView", "CompareForm", "GridLayout", "Slot", "layout_grid"]
 
 CELL_ERROR_CHARS = 90
 Slot = tuple[str, str, float, int]  # (prompt, aspect ratio, temperature, repeat)
@@ -145,3 +145,42 @@ class CellGroup(w.VBox):  # type: ignore[misc]
             f'<span class="mai-muted" title="Mean pixel difference of the repeats at 64×64 '
             f'greyscale: 0 = identical">variation <b>{self.variation:.3f}</b></span>'
         )
+
+
+@dataclass
+class GridLayout:
+    """The widgets of one grid: heads, block titles, row labels and cell groups, in order."""
+
+    items: list[w.Widget]
+    cells: list[CellView]
+    groups: list[CellGroup]
+    columns: str  # the CSS grid-template-columns
+
+
+def layout_grid(form: CompareForm, *, on_open: Callable[[CellView], None]) -> GridLayout:
+    """Rows of aspect ratios (a titled block per prompt), a column per temperature.
+
+    The repeats of a cell sit side by side in its group, their variation under them.
+    """
+    cells = [CellView(slot, repeats=form.repeats, on_open=on_open) for slot in form.slots]
+    columns, size = len(form.temperatures), form.repeats
+    items: list[w.Widget] = [muted("")]
+    items += [muted(f"temperature {temperature_label(t)}") for t in form.temperatures]
+    groups: list[CellGroup] = []
+    start = 0
+    for prompt in form.prompts:
+        if len(form.prompts) > 1:
+            title = Html(f"<b>{display.escape(display.short_prompt(prompt, 160))}</b>")
+            title.add_class("mai-block-title")
+            title.layout.grid_column = "1 / -1"
+            items.append(title)
+        for ratio in form.aspect_ratios:
+            items.append(muted(ratio_label(ratio)))
+            for _ in range(columns):
+                group = CellGroup(cells[start : start + size])
+                start += size
+                groups.append(group)
+                items.append(group)
+    return GridLayout(
+        items, cells, groups, f"max-content repeat({columns}, minmax({110 * size}px, 1fr))"
+    )

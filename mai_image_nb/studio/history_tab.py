@@ -11,21 +11,19 @@ import math
 import threading
 from collections.abc import Callable, Sequence
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
 
-from mai_image_nb import display
 from mai_image_nb.client import Client
 from mai_image_nb.errors import MaiImageError
-from mai_image_nb.export import export_generations
 from mai_image_nb.generation import Generation
 from mai_image_nb.history import History
-from mai_image_nb.params import TEMPERATURE_MAX, TEMPERATURE_MIN, Params
+from mai_image_nb.params import Params
 
-from .downloads import DownloadLink, pngs_zip
 from .gallery import LargeView, SideBySide, Tile
+from .history_files import HistoryFiles
+from .history_filters import HistoryFilters
 from .jobs import Coalescer, JobRunner
 from .widgets import (
     ConfirmRow,
@@ -33,8 +31,6 @@ from .widgets import (
     Tone,
     muted,
     on_click,
-    ratio_options,
-    run_file_write,
     status_html,
 )
 
@@ -45,7 +41,6 @@ log = logging.getLogger(__name__)
 DEFAULT_PAGE_SIZE = 12
 LARGE_PX = 512  # the large view: a stored ≤512 px JPEG, made once
 MAX_SIDE_BY_SIDE = 6
-DEFAULT_EXPORT_FOLDER = "mai_export"
 
 
 class HistoryTab(w.VBox):  # type: ignore[misc]
@@ -74,18 +69,11 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
         self._renderer = Coalescer(self._render_safely, name="gallery")
         self.refreshed = self._renderer.idle  # set whenever no page render is pending
 
-        self.filter_box = w.Text(
-            placeholder="Filter: words in the prompt", layout=w.Layout(width="240px")
-        )
-        self.ratio_filter = w.Dropdown(
-            options=[("any ratio", ""), *ratio_options()], value="", layout=w.Layout(width="120px")
-        )
-        self.temperature_filter = w.FloatRangeSlider(
-            value=(TEMPERATURE_MIN, TEMPERATURE_MAX), min=TEMPERATURE_MIN, max=TEMPERATURE_MAX,
-            step=0.05, readout_format=".2f", continuous_update=False, description="temperature",
-            style={"description_width": "auto"}, layout=w.Layout(width="300px"),
-        )  # fmt: skip
-        self.count_line = muted("")
+        self.filters = HistoryFilters()
+        self.filter_box = self.filters.text_box
+        self.ratio_filter = self.filters.ratio
+        self.temperature_filter = self.filters.temperature
+        self.count_line = self.filters.count_line
         self.status_line = Html(status_html("idle", ""))
         self.tiles = [Tile() for _ in range(self.page_size)]
         self.gallery = w.GridBox(
@@ -106,16 +94,12 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
         self.delete_button = w.Button(
             description="Delete", icon="trash", disabled=True, layout=w.Layout(width="auto")
         )
-        self.download_button = w.Button(
-            description="Download selected (zip)", icon="download", disabled=True,
-            layout=w.Layout(width="auto"), tooltip="The selected PNGs, parameters embedded",
-        )  # fmt: skip
-        self.download_link = DownloadLink()
-        self.export_folder_box = w.Text(value=DEFAULT_EXPORT_FOLDER, layout=w.Layout(width="160px"))
-        self.export_button = w.Button(
-            description="Export all", icon="folder-open", layout=w.Layout(width="auto"),
-            tooltip="Write PNGs and indexes into a folder of the kernel's machine",
-        )  # fmt: skip
+        self.files = HistoryFiles(
+            self.store, lambda: self.jobs, lambda: list(self.selected.values()), self._show
+        )
+        self.download_button, self.download_link = self.files.download_button, self.files.link
+        self.export_folder_box = self.files.folder_box
+        self.export_button = self.files.export_button
         self.confirm_row = ConfirmRow(yes="Yes, delete", no="No, keep")
         self.confirm_line = self.confirm_row.question
         self.confirm_yes_button = self.confirm_row.yes_button
@@ -127,10 +111,7 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
         self.close_detail_button = self.detail_view.close_button
         self.side_by_side = SideBySide(on_full=on_full)
 
-        toolbar = w.HBox(
-            [self.filter_box, self.ratio_filter, self.temperature_filter, self.count_line],
-            layout=w.Layout(grid_gap="10px", align_items="center", flex_flow="row wrap"),
-        )
+        toolbar = self.filters
         pager = w.HBox(
             [self.prev_button, self.page_label, self.next_button],
             layout=w.Layout(grid_gap="10px", align_items="center", justify_content="center"),
@@ -175,7 +156,7 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
 
         self.jobs = JobRunner(name="history", on_busy=self._set_busy, on_error=self._show_error)
         self.idle: threading.Event = self.jobs.idle
-        for control in (self.filter_box, self.ratio_filter, self.temperature_filter):
+        for control in self.filters.controls:
             control.observe(self._on_filter, names="value")
         on_click(self.prev_button, lambda: self.show_page(self.page - 1), self._show_error)
         on_click(self.next_button, lambda: self.show_page(self.page + 1), self._show_error)
@@ -188,8 +169,8 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
         on_click(self.delete_button, self.ask_delete, self._show_error)
         on_click(self.confirm_yes_button, self.confirm_delete, self._show_error)
         on_click(self.confirm_no_button, self.cancel_delete, self._show_error)
-        on_click(self.export_button, self.start_export, self._show_error)
-        on_click(self.download_button, self.start_download, self._show_error)
+        on_click(self.export_button, self.files.start_export, self._show_error)
+        on_click(self.download_button, self.files.start_download, self._show_error)
         for tile in self.tiles:
             on_click(tile.full_button, partial(self._full_tile, tile, on_full), self._show_error)
         self.refresh()
@@ -213,19 +194,8 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
         store = self.store
         if store is None:
             return
-        text = self.filter_box.value
-        keep = self._settings_filter()
-        if keep is None:
-            total = store.count(text)
-        else:  # ratio or temperature: filter the text matches here, then page through them
-            matches = [gen for gen in store.search(text) if keep(gen)]
-            total = len(matches)
+        gens, page, total = self.filters.page(store, self.page, self.page_size)
         pages = max(1, math.ceil(total / self.page_size))
-        page = min(max(0, self.page), pages - 1)
-        if keep is None:
-            gens = store.search(text, limit=self.page_size, offset=page * self.page_size)
-        else:
-            gens = matches[page * self.page_size : (page + 1) * self.page_size]
         self.page, self.total = page, total
         for index, tile in enumerate(self.tiles):
             if index >= len(gens):
@@ -237,27 +207,9 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
             except (KeyError, MaiImageError):
                 thumb = b""  # deleted meanwhile, or its file is gone: keep the caption
             tile.show(gen, thumb, selected=gen.id in self.selected)
-        noun = "image" if total == 1 else "images"
-        match = f" match “{text.strip()}”" if text.strip() else ""
-        if keep is not None:
-            match += " and the settings chosen"
-        self.count_line.value = (
-            f'<span class="mai-muted">{total} {noun}{display.escape(match)}</span>'
-        )
         self.page_label.value = f'<span class="mai-muted">Page {page + 1} of {pages}</span>'
         self.prev_button.disabled = page == 0
         self.next_button.disabled = page >= pages - 1
-
-    def _settings_filter(self) -> Callable[[Generation], bool] | None:
-        """A test for the ratio and temperature filters; None when they let everything pass."""
-        ratio = self.ratio_filter.value
-        low, high = self.temperature_filter.value
-        if not ratio and low <= TEMPERATURE_MIN and high >= TEMPERATURE_MAX:
-            return None
-        return lambda gen: (
-            (not ratio or gen.aspect_ratio == ratio)
-            and (low - 1e-9 <= gen.temperature <= high + 1e-9)
-        )
 
     def show_page(self, page: int) -> None:
         """Go to page `page` (0 is the newest)."""
@@ -421,40 +373,6 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
 
         self._show("busy", "Deleting…")
         return self.jobs.start(delete, done)
-
-    def start_export(self) -> bool:
-        """Export the selected images, or all, to the folder given (PNGs plus indexes)."""
-        store = self.store
-        folder = self.export_folder_box.value.strip()
-        if store is None or self.jobs.busy:
-            return False
-        if not folder:
-            self._show("error", "export folder: type a folder name, e.g. mai_export")
-            return False
-        chosen = list(self.selected.values())
-        count = len(chosen) if chosen else len(store)
-
-        def export() -> Path:
-            return export_generations(chosen, folder) if chosen else store.export(folder)
-
-        self._show("busy", f"Exporting {count} images…")
-        return self.jobs.start(
-            lambda _cancel: run_file_write(export, f"could not export to {folder}"),
-            lambda path: self._show("ok", f"Exported {count} images to {path}"),
-        )
-
-    def start_download(self) -> bool:
-        """A zip of the selected images' PNGs (parameters embedded), offered as a link."""
-        chosen = list(self.selected.values())
-        if not chosen or self.jobs.busy:
-            return False
-
-        def offer(data: bytes) -> None:
-            self.download_link.offer(f"mai-images-{len(chosen)}.zip", data, "application/zip")
-            self._show("ok", f"{len(chosen)} images are ready: click the link to save the zip.")
-
-        self._show("busy", f"Preparing {len(chosen)} images…")
-        return self.jobs.start(lambda _cancel: pngs_zip(chosen), offer)
 
     # -- state -----------------------------------------------------------------------------
 

@@ -200,7 +200,7 @@ def test_export_writes_files(
 
     tab.export_folder_box.value = ""
     tab.export_button.click()
-    assert "export folder" in tab.status_line.value
+    assert "Type a folder name" in tab.status_line.value
 
 
 def test_without_a_history_the_tab_says_so(server: OfflineServer, make_studio) -> None:
