@@ -153,7 +153,8 @@ class JobRunner:
             except Exception:
                 log.debug("could not clear the busy state", exc_info=True)
             finally:
-                self.idle.set()
+                if not self._busy:  # `on_busy` may have started the next job (same thread)
+                    self.idle.set()
 
     def in_worker(self) -> bool:
         """True when called from this runner's current job thread."""
