@@ -8,6 +8,7 @@ are drawn on demand.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -276,6 +277,31 @@ class Comparison:
         """
         return pngmeta.save_png(path, self.png_bytes(rows, cols))
 
+    # -- the report (report.py) ------------------------------------------------------------
+
+    def to_html(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        rows: str = "aspect_ratio",
+        cols: str = "temperature",
+    ) -> Path:
+        """One self-contained HTML page of the grid, to mail to a colleague or post for a class.
+
+        Images are embedded as ≤ 512 px JPEG previews; the sheet's layout (`rows`, `cols`,
+        blocks as in `image()`) is an HTML table; prompts, parameters, costs and the
+        variation between repeats are shown, every text escaped; nothing is loaded from
+        the network. A folder (or a path ending in `/`) gets a file named from the first
+        prompt; ".html" is added when missing. Returns the path written.
+
+        Raises:
+            ValidationError: a bad axis name.
+            OSError: the file cannot be written.
+        """
+        from .report import write_comparison_html
+
+        return write_comparison_html(self, path, rows=rows, cols=cols)
+
     # -- Jupyter ---------------------------------------------------------------------------
 
     def _repr_png_(self) -> bytes:
@@ -298,7 +324,16 @@ class Comparison:
         if self.failed:
             caption += f" · {len(self.failed)} failed (retry_failed() re-runs them)"
         caption += "</span>"
-        return display.figure_html(self._repr_png_(), "image/png", caption, sheet.width)
+        # At its own size in a box that scrolls sideways: shrunk to the cell's width, a wide
+        # sheet's labels would be too small to read.
+        encoded = base64.b64encode(self._repr_png_()).decode("ascii")
+        return (
+            '<figure style="margin:0;max-width:100%">'
+            '<div style="overflow-x:auto;max-width:100%">'
+            f'<img src="data:image/png;base64,{encoded}" width="{sheet.width}" '
+            f'height="{sheet.height}" style="max-width:none" alt=""></div>'
+            f'<figcaption style="font-size:90%;color:#555">{caption}</figcaption></figure>'
+        )
 
     def __repr__(self) -> str:
         shape = f"{len(self.aspect_ratios)}×{len(self.temperatures)}"

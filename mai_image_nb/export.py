@@ -1,4 +1,5 @@
-"""Export of generations to a folder: PNGs carrying their parameters, plus CSV and JSON indexes.
+"""Export of generations to a folder: PNGs carrying their parameters, CSV and JSON indexes,
+and `index.html`, a gallery of the exported images that works offline.
 
 File names are made safe by `pngmeta.safe_filename` and created with `write_new_file`, so
 nothing lands outside the folder and nothing already there is overwritten.
@@ -17,6 +18,7 @@ from typing import Any
 from . import pngmeta
 from .errors import MaiImageError
 from .generation import Generation
+from .report import gallery_html
 
 __all__ = ["RECORD_FIELDS", "export_generations", "record_of"]
 
@@ -55,7 +57,8 @@ def _csv(records: list[dict[str, Any]]) -> str:
 
 
 def export_generations(generations: Iterable[Generation], folder: str | os.PathLike[str]) -> Path:
-    """Write each generation as a PNG with its parameters, then `index.json` and `index.csv`.
+    """Write each generation as a PNG with its parameters, then `index.json`, `index.csv`
+    and `index.html` (a gallery linking the PNGs beside it; nothing from the network).
 
     A generation whose image file is missing is listed with `"file": null`. Returns `folder`.
     """
@@ -73,4 +76,6 @@ def export_generations(generations: Iterable[Generation], folder: str | os.PathL
     text = json.dumps(records, ensure_ascii=False, indent=2) + "\n"
     pngmeta.write_new_file(target, "index.json", text.encode("utf-8"))
     pngmeta.write_new_file(target, "index.csv", _csv(records).encode("utf-8"))
+    page = gallery_html(records, title=f"{len(records)} exported image(s)")
+    pngmeta.write_new_file(target, "index.html", page.encode("utf-8"))
     return target

@@ -419,7 +419,8 @@ class History:
         return thumb
 
     def export(self, folder: str | os.PathLike[str]) -> Path:
-        """Write every image as a PNG with its parameters, plus `index.csv` and `index.json`.
+        """Write every image as a PNG with its parameters, plus `index.csv`, `index.json` and
+        `index.html` (an offline gallery of the exported images).
 
         Names come from the id and a slug of the prompt; nothing is written outside `folder`
         and no existing file is overwritten (a second export adds `-2`, ...). Returns `folder`.

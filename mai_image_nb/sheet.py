@@ -9,16 +9,17 @@ Long labels wrap at word boundaries; a cut is always marked with an ellipsis.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import io
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from .errors import CancelledError, MaiImageError, ValidationError
+from .labels import font, text_width, wrap_text
 from .params import IMAGE_SIZES
 
 if TYPE_CHECKING:
@@ -32,12 +33,12 @@ __all__ = [
     "check_axes",
     "render_contact_sheet",
     "sheet_layout",
-    "wrap_text",
 ]
 
 AXES = ("prompt", "aspect_ratio", "temperature", "repeat")
 TILE_HEIGHT_PX = 256  # the most a tile is; wide sheets use shorter tiles down to the minimum
 MIN_TILE_HEIGHT_PX = 144
+TILE_WORKERS = 4
 TARGET_WIDTH_PX = 2400  # shorter tiles until the sheet is this wide (or tiles hit the minimum)
 GAP_PX = 8
 MARGIN_PX = 14
@@ -59,20 +60,6 @@ FAILED_FILL = (253, 232, 232)
 FAILED_INK = (165, 29, 42)
 CANCELLED_FILL = (240, 240, 240)
 
-Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
-
-
-@cache
-def _font(size: int) -> Font:
-    return ImageFont.load_default(size=size)
-
-
-_MEASURE = ImageDraw.Draw(Image.new("L", (1, 1)))
-
-
-def _width(text: str, size: int) -> float:
-    return _MEASURE.textlength(text, font=_font(size))
-
 
 def check_axes(rows: object, cols: object) -> None:
     """Raises ValidationError unless `rows` and `cols` are two different names of `AXES`."""
@@ -82,54 +69,6 @@ def check_axes(rows: object, cols: object) -> None:
             raise ValidationError(field, value, f"one of {allowed}")
     if rows == cols:
         raise ValidationError("cols", cols, f"an axis other than rows={rows!r} ({allowed})")
-
-
-def _ellipsize(text: str, size: int, max_width: float) -> str:
-    """`text` cut (at a word boundary when one fits) with an ellipsis, to fit `max_width`."""
-    if _width(text, size) <= max_width:
-        return text
-    words = text.split(" ")
-    while len(words) > 1:
-        words.pop()
-        candidate = " ".join(words).rstrip(" ,;:-") + "…"
-        if _width(candidate, size) <= max_width:
-            return candidate
-    low, high = 0, len(text)  # one long word: cut inside it, marked by the ellipsis
-    while low < high:
-        mid = (low + high + 1) // 2
-        if _width(text[:mid] + "…", size) <= max_width:
-            low = mid
-        else:
-            high = mid - 1
-    return text[:low] + "…"
-
-
-def wrap_text(text: str, size: int, max_width: float, max_lines: int) -> list[str]:
-    """`text` wrapped at spaces into at most `max_lines` lines no wider than `max_width` px.
-
-    A word longer than a line is cut with an ellipsis; text that does not fit in
-    `max_lines` ends in an ellipsis on the last line. Never cuts silently.
-    """
-    words = " ".join("".join(c if c.isprintable() else " " for c in text).split()).split(" ")
-    lines: list[str] = []
-    current = ""
-    for index, word in enumerate(words):
-        candidate = f"{current} {word}" if current else word
-        if _width(candidate, size) <= max_width:
-            current = candidate
-            continue
-        if current:
-            lines.append(current)
-        current = word
-        if len(lines) == max_lines - 1:
-            rest = " ".join(words[index:])
-            lines.append(_ellipsize(rest, size, max_width))
-            return lines
-        if _width(word, size) > max_width:
-            current = _ellipsize(word, size, max_width)
-    if current or not lines:
-        lines.append(current)
-    return lines
 
 
 def axis_label(axis: str, value: Any) -> str:
@@ -209,12 +148,12 @@ def _placeholder(cell: Cell | None, size: tuple[int, int]) -> Image.Image:
     ink = MUTED if cancelled else FAILED_INK
     draw.rectangle((0, 0, size[0] - 1, size[1] - 1), outline=ink, width=2)
     heading = "not run" if cell is None else "cancelled" if cancelled else "failed"
-    draw.text((10, 10), heading, font=_font(LABEL_FONT_PX), fill=ink)
+    draw.text((10, 10), heading, font=font(LABEL_FONT_PX), fill=ink)
     if cell is not None:
         lines = wrap_text(
             str(cell.error), SMALL_FONT_PX, size[0] - 20, max(1, (size[1] - 50) // 19)
         )
-        draw.multiline_text((10, 42), "\n".join(lines), font=_font(SMALL_FONT_PX), fill=ink,
+        draw.multiline_text((10, 42), "\n".join(lines), font=font(SMALL_FONT_PX), fill=ink,
                             spacing=LINE_GAP_PX)  # fmt: skip
     return tile
 
@@ -231,22 +170,28 @@ def _text_block(
     centred: bool = True,
 ) -> None:
     for i, line in enumerate(lines):
-        x = left + (width - _width(line, size)) / 2 if centred else left
-        draw.text((x, top + i * (size + LINE_GAP_PX)), line, font=_font(size), fill=fill)
+        x = left + (width - text_width(line, size)) / 2 if centred else left
+        draw.text((x, top + i * (size + LINE_GAP_PX)), line, font=font(size), fill=fill)
 
 
 def _lines_height(n: int, size: int) -> int:
     return n * (size + LINE_GAP_PX)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _title(comparison: Comparison) -> str:
     if len(comparison.prompts) == 1:
         return comparison.prompts[0]
-    parts = [f"{len(comparison.prompts)} prompts", f"{len(comparison.aspect_ratios)} aspect ratios",
-             f"{len(comparison.temperatures)} temperatures"]  # fmt: skip
-    if comparison.repeats > 1:
-        parts.append(f"{comparison.repeats} repeats")
-    return " × ".join(parts)
+    parts = [
+        _count(len(comparison.prompts), "prompt"),
+        _count(len(comparison.aspect_ratios), "aspect ratio"),
+        _count(len(comparison.temperatures), "temperature"),
+        _count(comparison.repeats, "repeat"),
+    ]
+    return " · ".join(parts)  # the default font has no "×"
 
 
 def _block_title(block: dict[str, Any]) -> str:
@@ -323,6 +268,7 @@ def render_contact_sheet(
         x += group_w[c] + GAP_PX
 
     top = title_h
+    tiles: list[tuple[Cell | None, tuple[int, int], tuple[int, int]]] = []
     for block, block_title in zip(lay.blocks, block_titles, strict=True):
         if block_title:
             band_h = _lines_height(len(block_title), LABEL_FONT_PX + 1) + 10
@@ -348,15 +294,22 @@ def render_contact_sheet(
                 for k in range(lay.inner):
                     place = lay.place(block, row, c, k)
                     size = _tile_size(*shapes[place[1]], tile_h)
-                    found = index.get(place)
-                    if found is not None and found.generation is not None:
-                        tile = _scaled(_decode(found.generation), size)
-                    else:
-                        tile = _placeholder(found, size)
                     slot_left = col_left[c] + k * (slot_w[c] + GAP_PX)
-                    sheet.paste(tile, (slot_left + (slot_w[c] - size[0]) // 2, row_top))
+                    at = (slot_left + (slot_w[c] - size[0]) // 2, row_top)
+                    tiles.append((index.get(place), size, at))
         top += rows_h + GAP_PX
+    # Decoding and shrinking release the GIL: a few threads make the tiles, one pastes them.
+    with cf.ThreadPoolExecutor(max_workers=TILE_WORKERS) as pool:
+        for tile, (_, _, at) in zip(pool.map(_tile, tiles), tiles, strict=True):
+            sheet.paste(tile, at)
     return sheet
+
+
+def _tile(job: tuple[Cell | None, tuple[int, int], tuple[int, int]]) -> Image.Image:
+    found, size, _ = job
+    if found is not None and found.generation is not None:
+        return _scaled(_decode(found.generation), size)
+    return _placeholder(found, size)
 
 
 def _row_label(
@@ -364,7 +317,7 @@ def _row_label(
     height: int,
 ) -> None:  # fmt: skip
     if axis == "aspect_ratio":
-        draw.text((left, top), str(value), font=_font(LABEL_FONT_PX + 4), fill=INK)
+        draw.text((left, top), str(value), font=font(LABEL_FONT_PX + 4), fill=INK)
         # A small outline of the shape, so the ratio reads without the numbers.
         ratio_w, ratio_h = IMAGE_SIZES[str(value)]
         outline_w, outline_h = _tile_size(ratio_w, ratio_h, 48)
@@ -374,11 +327,11 @@ def _row_label(
         draw.rectangle((left + 2, box_top, left + 2 + outline_w, box_top + outline_h),
                        outline=MUTED, width=2)  # fmt: skip
     elif axis == "temperature":
-        draw.text((left, top), "temperature", font=_font(SMALL_FONT_PX), fill=MUTED)
-        draw.text((left, top + SMALL_FONT_PX + 6), f"{value:g}", font=_font(LABEL_FONT_PX + 8),
+        draw.text((left, top), "temperature", font=font(SMALL_FONT_PX), fill=MUTED)
+        draw.text((left, top + SMALL_FONT_PX + 6), f"{value:g}", font=font(LABEL_FONT_PX + 8),
                   fill=INK)  # fmt: skip
     elif axis == "repeat":
-        draw.text((left, top), axis_label(axis, value), font=_font(LABEL_FONT_PX + 4), fill=INK)
+        draw.text((left, top), axis_label(axis, value), font=font(LABEL_FONT_PX + 4), fill=INK)
     else:
         max_lines = max(1, height // (LABEL_FONT_PX + LINE_GAP_PX))
         lines = wrap_text(str(value), LABEL_FONT_PX, width, max_lines)

@@ -37,6 +37,7 @@ NOTEBOOK_NAMES = [
     "02-compare-parameters.ipynb",
     "03-history-and-reuse.ipynb",
     "04-for-teachers.ipynb",
+    "05-measuring-temperature.ipynb",
 ]
 RUN_LIMIT_S = 60.0  # the issue: each runs top to bottom in under a minute
 CELL_TIMEOUT_S = 60
@@ -46,12 +47,14 @@ MIN_IMAGES = {
     "02-compare-parameters.ipynb": 4,
     "03-history-and-reuse.ipynb": 2,
     "04-for-teachers.ipynb": 3,
+    "05-measuring-temperature.ipynb": 3,  # the grid, the sheet by prompt, the plot
 }
 # Notebooks that save images into the working folder.
 WRITES_MY_IMAGES = {
     "01-quickstart.ipynb",
     "02-compare-parameters.ipynb",
     "03-history-and-reuse.ipynb",
+    "05-measuring-temperature.ipynb",
 }
 IMG_PNG = re.compile(r'<img\b[^>]*?\bsrc="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 

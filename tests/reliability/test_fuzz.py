@@ -140,7 +140,7 @@ def _check_export(out: Path, gens: list[Generation], before: dict[str, tuple[int
     after = _files(out)
     assert {name: after[name] for name in before} == before, "an existing file was overwritten"
     added = sorted(set(after) - set(before))
-    assert len(added) == len(gens) + 2  # the images, index.json and index.csv
+    assert len(added) == len(gens) + 3  # the images, index.json, index.csv and index.html
     for name in added:
         assert name and name not in (".", "..")
         assert len(name.encode("utf-8")) <= MAX_NAME_BYTES

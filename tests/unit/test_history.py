@@ -486,7 +486,7 @@ def test_export_writes_pngs_with_params_and_indexes(history: History, tmp_path: 
         rows = list(csv.DictReader(file))
     assert [r["id"] for r in rows] == ["c", "b", "a"]
     assert tuple(rows[0]) == RECORD_FIELDS
-    expected = sorted([*files.values(), "index.csv", "index.json"])
+    expected = sorted([*files.values(), "index.csv", "index.html", "index.json"])
     assert sorted(p.name for p in out.iterdir()) == expected
 
 
@@ -499,7 +499,12 @@ def test_exporting_twice_never_overwrites(history: History, tmp_path: Path) -> N
     second = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir()}
     assert {k: second[k] for k in first} == first
     again = "a-a-lighthouse-at-dusk-a-2.png"
-    assert sorted(set(second) - set(first)) == [again, "index-2.csv", "index-2.json"]
+    assert sorted(set(second) - set(first)) == [
+        again,
+        "index-2.csv",
+        "index-2.html",
+        "index-2.json",
+    ]
     assert (
         json.loads((out / "index-2.json").read_text())[0]["file"]
         == "a-a-lighthouse-at-dusk-a-2.png"
