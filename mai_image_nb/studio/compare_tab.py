@@ -97,7 +97,7 @@ class CompareTab(w.HBox):  # type: ignore[misc]
                 w.HBox([self.progress], layout=wrap),
                 self.status_line,
             ],
-            layout=w.Layout(flex="1 1 300px", max_width="380px", min_width="0", grid_gap="4px"),
+            layout=w.Layout(flex="1 1 250px", max_width="360px", min_width="0", grid_gap="4px"),
         )
         result_column = w.VBox(
             [
@@ -106,7 +106,7 @@ class CompareTab(w.HBox):  # type: ignore[misc]
                 self.grid,
                 self.files,
             ],
-            layout=w.Layout(flex="1 1 420px", min_width="0", grid_gap="6px"),
+            layout=w.Layout(flex="999 1 240px", min_width="0", grid_gap="6px"),
         )
         super().__init__(
             [form_column, result_column],

@@ -134,7 +134,7 @@ class GenerateTab(w.HBox):  # type: ignore[misc]
                 self.status_line,
                 self.upload,
             ],
-            layout=w.Layout(flex="1 1 300px", max_width="440px", min_width="0", grid_gap="4px"),
+            layout=w.Layout(flex="1 1 250px", max_width="400px", min_width="0", grid_gap="4px"),
         )
         result = w.VBox(
             [
@@ -145,7 +145,7 @@ class GenerateTab(w.HBox):  # type: ignore[misc]
                 w.HBox([self.filename_box, self.save_button], layout=wrap),
                 self.code_panel,
             ],
-            layout=w.Layout(flex="1 1 340px", min_width="0", grid_gap="6px"),
+            layout=w.Layout(flex="999 1 240px", min_width="0", grid_gap="6px"),
         )
         super().__init__(
             [controls, result],

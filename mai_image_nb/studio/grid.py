@@ -182,5 +182,5 @@ def layout_grid(form: CompareForm, *, on_open: Callable[[CellView], None]) -> Gr
                 groups.append(group)
                 items.append(group)
     return GridLayout(
-        items, cells, groups, f"max-content repeat({columns}, minmax({110 * size}px, 1fr))"
+        items, cells, groups, f"max-content repeat({columns}, minmax({64 * size}px, 1fr))"
     )

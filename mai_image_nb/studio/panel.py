@@ -55,7 +55,8 @@ class Header(w.HBox):  # type: ignore[misc]
         self._on_budget = on_budget
         self.extras: list[Callable[[], str]] = []
         self.line = Html()
-        self.line.layout.flex = "1 1 auto"
+        self.line.layout.flex = "1 1 0"
+        self.line.layout.min_width = "0"
         self.budget_box = w.Text(
             value=_budget_text(client.budget_usd),
             placeholder="none",
@@ -105,7 +106,7 @@ class Header(w.HBox):  # type: ignore[misc]
             money, tone = f"spent ${spent:.4f} · no budget set", ""
         else:
             left = max(0.0, budget - spent)
-            money = f"spent ${spent:.4f} of ${budget:.2f} · ${left:.4f} left"
+            money = f"spent ${spent:.4f} · ${left:.4f} left"
             tone = " mai-warn" if left < client.estimate(1) else ""
         extra = "".join(piece() for piece in self.extras)
         self.line.value = (

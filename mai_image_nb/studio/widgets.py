@@ -52,18 +52,30 @@ Tone = Literal["idle", "busy", "ok", "error", "warn"]
 
 # Scoped to the panel's root class; Jupyter's theme variables first, plain colours as fallback.
 STYLESHEET = """<style>
-.mai-studio { max-width: 1000px; gap: 6px; }
-.mai-studio .mai-header { display:flex; align-items:center; gap:10px; padding:6px 10px;
+.mai-studio { max-width: 1000px; gap: 6px; box-sizing: border-box; }
+.mai-studio-fallback { display: none; }
+.mai-studio *, .mai-studio *::before, .mai-studio *::after { box-sizing: border-box; }
+/* ipywidgets boxes scroll by default: here content is laid out to fit, never scrolled */
+.mai-studio .widget-box, .mai-studio .jupyter-widgets.widget-box,
+.mai-studio .widget-tab-contents, .mai-studio .widget-html-content, .mai-studio .widget-tab,
+.mai-studio .widget-html { overflow: visible; min-width: 0; max-width: 100%; }
+.mai-studio .jupyter-widgets:not(.widget-box) { max-width: 100%; }
+.mai-studio .widget-textarea, .mai-studio .widget-text, .mai-studio .widget-hslider {
+  width: auto; max-width: 100%; }
+.mai-studio .widget-hslider { margin-right: 0; }
+.mai-studio textarea { resize: vertical; }
+.mai-studio .mai-header { padding:6px 10px;
   border-bottom:1px solid var(--jp-border-color2, #e0e0e0); }
+.mai-studio .mai-header-line { display:flex; align-items:center; gap:10px; flex-wrap:wrap; }
 .mai-studio .mai-title { font-weight:600; font-size:14px; }
 .mai-studio .mai-badge { padding:1px 8px; border-radius:10px; font-size:11px; font-weight:600;
   background: var(--jp-brand-color3, #e3ecfb); color: var(--jp-brand-color0, #1a4fa0); }
 .mai-studio .mai-badge.mai-api { background:#fdecc8; color:#7a4b00; }
-.mai-studio .mai-spend { margin-left:auto; font-size:12px;
-  color: var(--jp-ui-font-color2, #616161); }
+.mai-studio .mai-spend { font-size:12px; color: var(--jp-ui-font-color2, #616161); }
 .mai-studio .mai-spend.mai-warn { color:#a15c00; }
 .mai-studio .mai-muted { font-size:11px; color: var(--jp-ui-font-color2, #757575); }
-.mai-studio .mai-status { font-size:12px; min-height:18px; line-height:18px; }
+.mai-studio .mai-status { font-size:12px; min-height:18px; line-height:1.4; }
+.mai-studio .mai-field-note .mai-status { min-height:0; }
 .mai-studio .mai-status-error { color: var(--jp-error-color1, #b3261e); }
 .mai-studio .mai-status-warn { color: #a15c00; }
 .mai-studio .mai-status-ok { color: var(--jp-success-color1, #1e7e34); }
@@ -72,12 +84,13 @@ STYLESHEET = """<style>
   border:2px solid #9e9e9e; border-top-color:transparent; border-radius:50%;
   animation: mai-spin .8s linear infinite; vertical-align:-1px; }
 @keyframes mai-spin { to { transform: rotate(360deg); } }
-.mai-studio .mai-stage { min-height:120px; border-radius:8px; padding:8px;
+.mai-studio .mai-stage { border-radius:8px; padding:8px;
   background: var(--jp-layout-color2, #f5f5f5); }
-.mai-studio .mai-stage img, .mai-studio .mai-thumb img, .mai-studio img.mai-thumb,
-.mai-studio img.mai-preview { max-width:100%; height:auto; border-radius:6px; }
+.mai-studio img.mai-preview { max-width:100%; max-height:420px; width:auto; height:auto;
+  object-fit:contain; border-radius:6px; }
+.mai-studio img.mai-thumb { max-width:100%; height:auto; border-radius:6px; }
 .mai-studio .mai-details, .mai-studio .mai-details .widget-html-content {
-  font-size:12px; line-height:1.5; }
+  font-size:12px; line-height:1.5; overflow-wrap:anywhere; }
 .mai-studio .mai-details b { font-weight:600; }
 .mai-studio .mai-code textarea { font-family: var(--jp-code-font-family, monospace);
   font-size:12px; }
@@ -88,12 +101,24 @@ STYLESHEET = """<style>
   box-shadow: 0 0 0 2px var(--jp-brand-color2, #90caf9); }
 .mai-studio .mai-caption, .mai-studio .mai-caption .widget-html-content {
   font-size:11px; line-height:1.35; overflow-wrap:anywhere; }
-.mai-studio .mai-ratio .widget-toggle-button { padding:0 7px; min-width:52px; }
-.mai-studio .mai-card img.mai-thumb { max-height:220px; width:auto; }
+.mai-studio .mai-caption .mai-differs { color: var(--jp-ui-font-color0, #111); }
+.mai-studio .mai-ratio .widget-toggle-button, .mai-studio .mai-ratio.widget-box button {
+  padding:0 7px; min-width:52px; width:auto; }
 .mai-studio .mai-thumb-box { height:150px; width:100%; }
-.mai-studio .mai-thumb-box img { max-height:150px; max-width:100%; width:auto; }
-.mai-studio .mai-status .widget-html-content, .mai-studio .mai-status { line-height:1.4; }
+.mai-studio .mai-thumb-box img.mai-thumb { max-height:146px; max-width:100%; width:auto; }
+.mai-studio .mai-card img.mai-thumb { max-height:220px; width:auto; }
+.mai-studio .mai-side-row img.mai-thumb { max-height:260px; }
+.mai-studio img.mai-strip-thumb { max-height:90px; width:auto; border-radius:4px; }
+.mai-studio .mai-block-title { font-size:12px; padding-top:4px;
+  border-top:1px solid var(--jp-border-color2, #e0e0e0); }
 .mai-studio .mai-confirm { background:#fff4e5; border-radius:6px; padding:4px 8px; }
+.mai-studio .mai-download a { font-weight:600; color: var(--jp-brand-color1, #1976d2); }
+.mai-studio .mai-lightbox { position: fixed; inset: 24px; z-index: 10000; padding: 12px;
+  background: var(--jp-layout-color1, #fff); border-radius: 10px;
+  box-shadow: 0 0 0 100vmax rgba(0,0,0,.55); }
+.mai-studio .mai-lightbox img.mai-lightbox-image { flex: 1 1 auto; min-height: 0;
+  width: 100%; height: 100%; object-fit: contain; }
+.mai-studio button.mai-copy { margin-top:4px; }
 </style>"""
 
 NO_MATH_CLASS = "mai-text tex2jax_ignore mathjax_ignore"
