@@ -324,6 +324,19 @@ def test_the_whole_studio_in_a_browser(
     assert params["prompt"] == prompt and params["aspect_ratio"] == "1:1"
     shot(studio, request, "1-generate")
 
+    # The lightbox: the full-resolution image over the page, then closed
+    studio.locator("button:visible", has_text="Full size").first.click()
+    box = studio.locator(".mai-lightbox:visible")
+    box.wait_for(state="visible")
+    full = box.locator("img")
+    page.wait_for_function(
+        "(img) => img.complete && img.naturalWidth === 1024", arg=full.element_handle()
+    )
+    assert visible_in_viewport(full, page), "the lightbox is not in view"
+    page.screenshot(path=str(ARTIFACTS / f"{artifact_name(request.node.nodeid)}-1b-lightbox.png"))
+    box.locator("button", has_text="Close").click()
+    box.wait_for(state="hidden")
+
     # Compare 2×2: 1:1 and 16:9 at temperatures 0 and 2
     studio.get_by_role("tab", name="Compare").click()
     studio.locator("textarea:visible").first.fill(f"a {colour} boat on a calm sea at dawn")
