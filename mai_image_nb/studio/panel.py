@@ -7,6 +7,7 @@ header and the gallery live. `close()` unsubscribes, stops the workers and close
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -133,13 +134,15 @@ class Studio(w.VBox):  # type: ignore[misc]
         self.client = client if client is not None else Client()
         self.header = Header(self.client, on_budget=self._budget_changed)
         self._redraw_after_generate = False
+        self._redraw_after_compare = False
+        self._redraw_lock = threading.Lock()
         self.lightbox = Lightbox()
         self.generate = GenerateTab(
             self.client, on_settled=self._generate_settled, on_full=self.show_full
         )
         self.compare = CompareTab(
             self.client,
-            on_settled=self.header.refresh,
+            on_settled=self._compare_settled,
             on_use=self.use_settings,
             on_full=self.show_full,
         )
@@ -162,8 +165,20 @@ class Studio(w.VBox):  # type: ignore[misc]
             # Our own Generate: draw the gallery once the preview is shown, not competing with it.
             self._redraw_after_generate = True
             return
+        with self._redraw_lock:
+            if self.compare.busy:  # a grid is filling: one redraw when it ends, not one a cell
+                self._redraw_after_compare = True
+                return
         self.compare.refresh_estimate()
         self.history.refresh()
+
+    def _compare_settled(self) -> None:
+        """The Compare job ended: the header, and the gallery if images arrived meanwhile."""
+        self.header.refresh()
+        with self._redraw_lock:
+            redraw, self._redraw_after_compare = self._redraw_after_compare, False
+        if redraw and not self._closed:
+            self.history.refresh()
 
     def _generate_settled(self) -> None:
         """The Generate job ended (on its worker thread, after the listener above)."""
