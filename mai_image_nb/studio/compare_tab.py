@@ -82,6 +82,7 @@ class CompareTab(w.HBox):  # type: ignore[misc]
         self.grid_title = Html()
         self.grid = w.GridBox([], layout=w.Layout(grid_gap="8px", width="100%"))
         self.large = LargeView(on_use=on_use, on_full=on_full)
+        self.lightbox_slot = w.Box([], layout=w.Layout(width="100%"))  # the Studio's lightbox
         self.files = GridFiles(lambda: self.jobs, lambda: self.comparison, self._show)
         self.grid_name_box = self.files.name_box
         self.save_grid_button = self.files.save_button
@@ -102,6 +103,7 @@ class CompareTab(w.HBox):  # type: ignore[misc]
         result_column = w.VBox(
             [
                 self.large,
+                self.lightbox_slot,  # under the opened cell and its Full size button
                 self.grid_title,
                 self.grid,
                 self.files,

@@ -98,6 +98,7 @@ class GenerateTab(w.HBox):  # type: ignore[misc]
             layout=w.Layout(justify_content="center", align_items="center", min_height="200px"),
         )
         self.stage.add_class("mai-stage")
+        self.lightbox_slot = w.Box([], layout=w.Layout(width="100%"))  # the Studio's lightbox
         self.strip = w.HBox([], layout=w.Layout(grid_gap="6px", flex_flow="row wrap"))
         self.details = Html("")
         self.details.add_class("mai-details")
@@ -142,6 +143,7 @@ class GenerateTab(w.HBox):  # type: ignore[misc]
                 self.strip,
                 self.details,
                 w.HBox([self.full_button, self.download_button, self.link], layout=wrap),
+                self.lightbox_slot,  # right under the Full size button
                 w.HBox([self.filename_box, self.save_button], layout=wrap),
                 self.code_panel,
             ],

@@ -110,6 +110,7 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
         self.use_button = self.detail_view.use_button
         self.close_detail_button = self.detail_view.close_button
         self.side_by_side = SideBySide(on_full=on_full)
+        self.lightbox_slot = w.Box([], layout=w.Layout(width="100%"))  # the Studio's lightbox
 
         toolbar = self.filters
         pager = w.HBox(
@@ -136,6 +137,7 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
                 self.confirm_row,
                 self.detail_view,
                 self.side_by_side,
+                self.lightbox_slot,  # under the large view or side by side, over the gallery
                 self.gallery,
                 pager,
                 actions,

@@ -151,7 +151,8 @@ class Studio(w.VBox):  # type: ignore[misc]
         )
         self.tabs = w.Tab(children=[self.generate, self.compare, self.history], titles=TAB_TITLES)
         self.style_sheet = w.HTML(STYLESHEET, layout=w.Layout(display="none"))
-        super().__init__([self.style_sheet, self.header, self.lightbox, self.tabs])
+        self.generate.lightbox_slot.children = (self.lightbox,)  # hidden until shown
+        super().__init__([self.style_sheet, self.header, self.tabs])
         self.add_class("mai-studio")
         self._closed = False
         self._unsubscribe = self.client.on_generation(self._on_generation)
@@ -204,7 +205,17 @@ class Studio(w.VBox):  # type: ignore[misc]
         self.compare.refresh_estimate()
 
     def show_full(self, gen: Generation) -> None:
-        """The lightbox: `gen` at full resolution over the page."""
+        """The lightbox: `gen` at full resolution, at the top of the open tab's results.
+
+        In the flow of the tab, not `position: fixed`: Lab, Notebook 7 and Voila hold outputs
+        in containers (`contain`, scrolling panels) that would carry a fixed box off-screen.
+        """
+        tabs = (self.generate, self.compare, self.history)
+        here = tabs[self.tabs.selected_index or 0]
+        for tab in tabs:
+            if tab is not here and tab.lightbox_slot.children:
+                tab.lightbox_slot.children = ()
+        here.lightbox_slot.children = (self.lightbox,)
         self.lightbox.show(gen)
 
     def use_settings(self, params: Params) -> None:

@@ -113,11 +113,11 @@ STYLESHEET = """<style>
   border-top:1px solid var(--jp-border-color2, #e0e0e0); }
 .mai-studio .mai-confirm { background:#fff4e5; border-radius:6px; padding:4px 8px; }
 .mai-studio .mai-download a { font-weight:600; color: var(--jp-brand-color1, #1976d2); }
-.mai-studio .mai-lightbox { position: fixed; inset: 24px; z-index: 10000; padding: 12px;
+.mai-studio .mai-lightbox { padding: 10px; width: 100%;
   background: var(--jp-layout-color1, #fff); border-radius: 10px;
-  box-shadow: 0 0 0 100vmax rgba(0,0,0,.55); }
-.mai-studio .mai-lightbox img.mai-lightbox-image { flex: 1 1 auto; min-height: 0;
-  width: 100%; height: 100%; object-fit: contain; }
+  border: 1px solid var(--jp-border-color1, #bdbdbd); box-shadow: 0 6px 24px rgba(0,0,0,.35); }
+.mai-studio .mai-lightbox img.mai-lightbox-image { max-width: 100%;
+  max-height: 80vh; width: auto; height: auto; object-fit: contain; align-self: center; }
 .mai-studio button.mai-copy { margin-top:4px; }
 </style>"""
 

@@ -324,6 +324,15 @@ def test_the_whole_studio_in_a_browser(
     assert params["prompt"] == prompt and params["aspect_ratio"] == "1:1"
     shot(studio, request, "1-generate")
 
+    # Copy as code: the Copy button puts the call on the clipboard
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    studio.locator(".jupyter-widget-Collapse-header:visible, .p-Collapse-header:visible",
+                   has_text="Copy as code").first.click()  # fmt: skip
+    studio.locator("button.mai-copy:visible").click()
+    studio.locator("button.mai-copy:visible", has_text="Copied").wait_for(state="visible")
+    copied = page.evaluate("() => navigator.clipboard.readText()")
+    assert copied.startswith("client.generate(") and prompt in copied
+
     # The lightbox: the full-resolution image over the page, then closed
     studio.locator("button:visible", has_text="Full size").first.click()
     box = studio.locator(".mai-lightbox:visible")
@@ -332,7 +341,8 @@ def test_the_whole_studio_in_a_browser(
     page.wait_for_function(
         "(img) => img.complete && img.naturalWidth === 1024", arg=full.element_handle()
     )
-    assert visible_in_viewport(full, page), "the lightbox is not in view"
+    top = box.bounding_box()["y"]
+    assert 0 <= top < page.viewport_size["height"], f"the lightbox opens out of view ({top})"
     page.screenshot(path=str(ARTIFACTS / f"{artifact_name(request.node.nodeid)}-1b-lightbox.png"))
     box.locator("button", has_text="Close").click()
     box.wait_for(state="hidden")

@@ -236,6 +236,7 @@ def test_two_prompts_fill_two_blocks_and_repeats_show_their_variation(
     by_temp = {g.views[0].key[2]: g.variation for g in tab.groups}
     assert by_temp[0.0] == 0.0 and by_temp[1.5] > 0.0  # what the lesson shows
     assert "variation" in visible(tab.groups[1].variation_line.value)
+    assert len(studio.history.visible()) == 8  # the gallery redrew once the grid ended
     assert tab.comparison is not None and tab.comparison.prompts == (
         "a red fox in the snow", "a blue whale at sea"
     )  # fmt: skip
