@@ -62,7 +62,9 @@ STYLESHEET = """<style>
 .mai-studio .jupyter-widgets:not(.widget-box) { max-width: 100%; }
 .mai-studio .widget-textarea, .mai-studio .widget-text, .mai-studio .widget-hslider {
   width: auto; max-width: 100%; }
-.mai-studio .widget-hslider { margin-right: 0; }
+/* width 100% (set on the widget) plus ipywidgets' side margins would stick out by 2-4 px */
+.mai-studio .widget-textarea, .mai-studio .widget-text, .mai-studio .widget-hslider {
+  margin-left: 0; margin-right: 0; }
 .mai-studio textarea { resize: vertical; }
 .mai-studio .mai-header { padding:6px 10px;
   border-bottom:1px solid var(--jp-border-color2, #e0e0e0); }
@@ -104,9 +106,11 @@ STYLESHEET = """<style>
 .mai-studio .mai-caption .mai-differs { color: var(--jp-ui-font-color0, #111); }
 .mai-studio .mai-ratio .widget-toggle-button, .mai-studio .mai-ratio.widget-box button {
   padding:0 7px; min-width:52px; width:auto; }
-.mai-studio .mai-thumb-box { height:150px; width:100%; }
-.mai-studio .mai-thumb-box img.mai-thumb { max-height:146px; max-width:100%; width:auto; }
 .mai-studio .mai-card img.mai-thumb { max-height:220px; width:auto; }
+/* after the card rule, one class more: a tall (9:16) thumbnail stays inside its box */
+.mai-studio .mai-card .mai-thumb-box { height:150px; width:100%; }
+.mai-studio .mai-card .mai-thumb-box img.mai-thumb { max-height:146px; max-width:100%;
+  width:auto; }
 .mai-studio .mai-side-row img.mai-thumb { max-height:260px; }
 .mai-studio img.mai-strip-thumb { max-height:90px; width:auto; border-radius:4px; }
 .mai-studio .mai-block-title { font-size:12px; padding-top:4px;

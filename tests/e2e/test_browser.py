@@ -253,6 +253,26 @@ SCROLLBARS_JS = """
 }
 """
 
+# Elements inside the Studio that stick out of their parent's box by more than a pixel
+# (a widget's margin beside width 100%, a thumbnail taller than its box).
+OVERFLOW_JS = """
+() => {
+  const root = document.querySelector('.mai-studio');
+  const bad = [];
+  for (const el of root.querySelectorAll('*')) {
+    const parent = el.parentElement;
+    if (!el.checkVisibility() || !parent || parent === root.parentElement) continue;
+    const cs = getComputedStyle(el);
+    if (cs.position === 'absolute' || cs.position === 'fixed') continue;
+    const r = el.getBoundingClientRect(), p = parent.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0) continue;
+    const out = Math.max(p.left - r.left, r.right - p.right, p.top - r.top, r.bottom - p.bottom);
+    if (out > 1) bad.push(`${el.tagName}.${[...el.classList].join('.')} by ${out.toFixed(0)}px`);
+  }
+  return bad;
+}
+"""
+
 # MathJax's own elements inside any output area (or the Studio): there must be none.
 MATHJAX_IN_OUTPUTS_JS = """
 () => [...document.querySelectorAll(
@@ -263,8 +283,11 @@ MATHJAX_IN_OUTPUTS_JS = """
 
 
 def assert_no_scrollbars(page: Any, where: str) -> None:
+    """No element of the panel scrolls (text areas aside), and none sticks out of its box."""
     bad = page.evaluate(SCROLLBARS_JS)
     assert not bad, f"scrollbars inside the Studio ({where}): {bad}"
+    sticking_out = page.evaluate(OVERFLOW_JS)
+    assert not sticking_out, f"elements outside their box ({where}): {sticking_out[:12]}"
 
 
 def shot(studio: Any, request: pytest.FixtureRequest, step: str) -> None:
@@ -317,11 +340,12 @@ def test_the_whole_studio_in_a_browser(
     prompt = f"a {colour} lighthouse on a rocky coast at sunset"
     studio.get_by_role("tab", name="Generate").click()
     studio.locator("textarea:visible").first.fill(prompt)
+    studio.locator(".mai-ratio:visible button", has_text="9:16").click()  # tall: the hard case
     studio.get_by_role("button", name="Generate", exact=True).click()
     page.wait_for_function(LOADED_IMAGES_JS, arg=[1], timeout=IMAGE_TIMEOUT_MS)
     assert_no_scrollbars(page, "generate")
     params = download_png(page, studio, tmp_path)
-    assert params["prompt"] == prompt and params["aspect_ratio"] == "1:1"
+    assert params["prompt"] == prompt and params["aspect_ratio"] == "9:16"
     shot(studio, request, "1-generate")
 
     # Copy as code: the Copy button puts the call on the clipboard
@@ -339,7 +363,7 @@ def test_the_whole_studio_in_a_browser(
     box.wait_for(state="visible")
     full = box.locator("img")
     page.wait_for_function(
-        "(img) => img.complete && img.naturalWidth === 1024", arg=full.element_handle()
+        "(img) => img.complete && img.naturalHeight === 1376", arg=full.element_handle()
     )
     top = box.bounding_box()["y"]
     assert 0 <= top < page.viewport_size["height"], f"the lightbox opens out of view ({top})"
