@@ -66,6 +66,8 @@ STYLESHEET = """<style>
 .mai-studio .widget-textarea, .mai-studio .widget-text, .mai-studio .widget-hslider {
   margin-left: 0; margin-right: 0; }
 .mai-studio textarea { resize: vertical; }
+/* buttons as wide as their label: never "Export 4 selec…" */
+.mai-studio .jupyter-button { width: auto; min-width: max-content; max-width: 100%; }
 .mai-studio .mai-header { padding:6px 10px;
   border-bottom:1px solid var(--jp-border-color2, #e0e0e0); }
 .mai-studio .mai-header-line { display:flex; align-items:center; gap:10px; flex-wrap:wrap; }
@@ -82,9 +84,11 @@ STYLESHEET = """<style>
 .mai-studio .mai-status-warn { color: #a15c00; }
 .mai-studio .mai-status-ok { color: var(--jp-success-color1, #1e7e34); }
 .mai-studio .mai-status-busy { color: var(--jp-ui-font-color1, #333); }
-.mai-studio .mai-spinner { display:inline-block; width:9px; height:9px; margin-right:6px;
+.mai-studio .mai-status-busy { display:flex; align-items:center; }
+.mai-studio .mai-spinner { display:inline-block; flex:0 0 auto; width:10px; height:10px;
+  margin-right:6px;
   border:2px solid #9e9e9e; border-top-color:transparent; border-radius:50%;
-  animation: mai-spin .8s linear infinite; vertical-align:-1px; }
+  animation: mai-spin .8s linear infinite; vertical-align:middle; }
 @keyframes mai-spin { to { transform: rotate(360deg); } }
 .mai-studio .mai-stage { border-radius:8px; padding:8px;
   background: var(--jp-layout-color2, #f5f5f5); }

@@ -264,6 +264,7 @@ OVERFLOW_JS = """
     if (!el.checkVisibility() || !parent || parent === root.parentElement) continue;
     const cs = getComputedStyle(el);
     if (cs.position === 'absolute' || cs.position === 'fixed') continue;
+    if (cs.animationName !== 'none') continue;  // a spinning spinner's box is its diagonal
     const r = el.getBoundingClientRect(), p = parent.getBoundingClientRect();
     if (r.width === 0 || r.height === 0) continue;
     const out = Math.max(p.left - r.left, r.right - p.right, p.top - r.top, r.bottom - p.bottom);
@@ -271,6 +272,14 @@ OVERFLOW_JS = """
   }
   return bad;
 }
+"""
+
+# Buttons and tab titles whose label does not fit (cut with an ellipsis).
+TRUNCATED_JS = """
+() => [...document.querySelectorAll(
+    '.mai-studio button, .mai-studio .lm-TabBar-tabLabel, .mai-studio .widget-label')]
+  .filter((el) => el.checkVisibility() && el.scrollWidth > el.clientWidth + 1)
+  .map((el) => el.textContent.trim())
 """
 
 # MathJax's own elements inside any output area (or the Studio): there must be none.
@@ -286,6 +295,8 @@ def assert_no_scrollbars(page: Any, where: str) -> None:
     """No element of the panel scrolls (text areas aside), and none sticks out of its box."""
     bad = page.evaluate(SCROLLBARS_JS)
     assert not bad, f"scrollbars inside the Studio ({where}): {bad}"
+    truncated = page.evaluate(TRUNCATED_JS)
+    assert not truncated, f"labels cut short ({where}): {truncated}"
     sticking_out = page.evaluate(OVERFLOW_JS)
     assert not sticking_out, f"elements outside their box ({where}): {sticking_out[:12]}"
 
