@@ -16,7 +16,14 @@ from pathlib import Path
 
 from bench.harness import Row, print_table
 
-MODULES = ["bench_client", "bench_grid", "bench_studio", "reliability"]
+MODULES = [
+    "bench_client",
+    "bench_grid",
+    "bench_studio",
+    "bench_history",
+    "reliability",
+    "bench_soak",
+]
 
 
 def main(argv: list[str] | None = None) -> int:

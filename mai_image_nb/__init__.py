@@ -28,13 +28,14 @@ from .errors import (
     ResponseError,
     ValidationError,
 )
-from .generation import Generation, Usage
+from .generation import Generation
 from .params import ASPECT_RATIOS
+from .usage import Usage
 
 if TYPE_CHECKING:
     from .comparison import Cell, Comparison
     from .history import History
-    from .pngmeta import read_params
+    from .imagemeta import read_params
     from .studio import Studio
 
 __all__ = [
@@ -71,7 +72,7 @@ _LAZY = {
     "Cell": "comparison",
     "Comparison": "comparison",
     "History": "history",
-    "read_params": "pngmeta",
+    "read_params": "imagemeta",
     "Studio": "studio",
 }
 

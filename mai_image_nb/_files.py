@@ -1,6 +1,6 @@
 """Files that appear whole or not at all, and portable names that stay inside their folder.
 
-`pngmeta` re-exports these. Imports nothing from the package but `errors`.
+Imports nothing from the package but `errors`.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,11 @@ __all__ = [
     "connect",
     "has_table",
     "immediate",
+    "insert_many",
+    "is_damage",
+    "is_unwritable",
     "migrate",
+    "newer_schema_error",
     "prompt_filter",
     "query",
     "translate",
@@ -32,7 +36,7 @@ __all__ = [
 
 BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another process's transaction
 
-Row = tuple[Any, ...]
+Row = sqlite3.Row
 
 
 def _create_generations(conn: sqlite3.Connection) -> None:
@@ -74,6 +78,28 @@ def fts5_available(conn: sqlite3.Connection) -> bool:
     return True
 
 
+_FTS_INSERT_TRIGGER = (
+    "CREATE TRIGGER generations_fts_insert AFTER INSERT ON generations BEGIN "
+    "INSERT INTO generations_fts (rowid, prompt) VALUES (new.seq, new.prompt); END"
+)
+BULK_ROWS = 500  # from this many rows at once, the full-text index is rebuilt once instead
+
+
+def insert_many(conn: sqlite3.Connection, sql: str, rows: Iterable[Any], count: int) -> None:
+    """`executemany` of `count` rows; call inside a transaction.
+
+    For a bulk insert (a rebuild) the full-text index is built once afterwards rather than
+    row by row through its trigger: about twice as fast.
+    """
+    if count < BULK_ROWS or not has_table(conn, "generations_fts_insert"):
+        conn.executemany(sql, rows)
+        return
+    conn.execute("DROP TRIGGER generations_fts_insert")
+    conn.executemany(sql, rows)
+    conn.execute("INSERT INTO generations_fts (generations_fts) VALUES ('rebuild')")
+    conn.execute(_FTS_INSERT_TRIGGER)
+
+
 def _create_prompt_index(conn: sqlite3.Connection) -> None:
     """Full-text index on the prompt (FTS5, rowid = seq), kept in step by triggers."""
     if not fts5_available(conn):
@@ -82,10 +108,7 @@ def _create_prompt_index(conn: sqlite3.Connection) -> None:
         "CREATE VIRTUAL TABLE generations_fts USING fts5("
         "prompt, content='generations', content_rowid='seq')"
     )
-    conn.execute(
-        "CREATE TRIGGER generations_fts_insert AFTER INSERT ON generations BEGIN "
-        "INSERT INTO generations_fts (rowid, prompt) VALUES (new.seq, new.prompt); END"
-    )
+    conn.execute(_FTS_INSERT_TRIGGER)
     conn.execute(
         "CREATE TRIGGER generations_fts_delete AFTER DELETE ON generations BEGIN "
         "INSERT INTO generations_fts (generations_fts, rowid, prompt) "
@@ -101,27 +124,58 @@ def _create_prompt_index(conn: sqlite3.Connection) -> None:
 
 
 # Step i brings the schema from user_version i to i + 1. Append only; never edit a step.
+def _index_files(conn: sqlite3.Connection) -> None:
+    """Version 3: each image has a sidecar record in `records/` (History writes the missing
+    ones on open); rows are found by image file when the folder is reconciled."""
+    conn.execute("CREATE INDEX IF NOT EXISTS generations_file ON generations (file)")
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _create_generations,
     _create_prompt_index,
+    _index_files,
 )
 
 
-def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are explicit), usable across threads."""
+def connect(
+    database: str | Path, *, readonly: bool = False, uri: bool = False
+) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit), usable across threads.
+
+    Rows come back as `sqlite3.Row`, read by column name. `uri=True` takes an SQLite URI
+    (a read-only `mode=ro`/`immutable=1` file, or a shared in-memory database).
+    """
     conn = sqlite3.connect(
-        path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        database, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False, uri=uri
     )
+    conn.row_factory = sqlite3.Row
     try:
         if readonly:
             conn.execute("PRAGMA query_only = ON")
-        else:
+        elif not uri:
             conn.execute("PRAGMA journal_mode = WAL").fetchall()
             conn.execute("PRAGMA synchronous = FULL")
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def is_unwritable(exc: sqlite3.Error) -> bool:
+    """True when `exc` says the database cannot be written: full disk, read-only, no access."""
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and any(
+        cause in text
+        for cause in ("readonly", "read-only", "disk is full", "unable to open", "disk i/o")
+    )
+
+
+def is_damage(exc: sqlite3.Error) -> bool:
+    """True when `exc` says the file is not a usable SQLite database (not locked, not I/O)."""
+    text = str(exc)
+    return isinstance(exc, sqlite3.DatabaseError) and (
+        type(exc) is sqlite3.DatabaseError or "malformed" in text or "not a database" in text
+    )
 
 
 @contextmanager
@@ -150,14 +204,18 @@ def has_table(conn: sqlite3.Connection, name: str) -> bool:
     return bool(query(conn, "SELECT 1 FROM sqlite_master WHERE name = ?", (name,)))
 
 
+def newer_schema_error(db_path: Path, version: int) -> MaiImageError:
+    return MaiImageError(
+        f"the history database {db_path} has schema version {version}, newer than this "
+        f"mai_image_nb understands ({len(MIGRATIONS)}); upgrade mai_image_nb to open it"
+    )
+
+
 def migrate(conn: sqlite3.Connection, db_path: Path) -> None:
     """Run the steps this database has not had, each committed with its version bump."""
     (version,) = query(conn, "PRAGMA user_version")[0]
     if version > len(MIGRATIONS):
-        raise MaiImageError(
-            f"the history database {db_path} has schema version {version}, newer than this "
-            f"mai_image_nb understands ({len(MIGRATIONS)}); upgrade mai_image_nb to open it"
-        )
+        raise newer_schema_error(db_path, version)
     for target in range(version + 1, len(MIGRATIONS) + 1):
         with immediate(conn):
             (current,) = query(conn, "PRAGMA user_version")[0]
@@ -196,10 +254,11 @@ def history_error(db_path: Path, exc: sqlite3.Error) -> MaiImageError:
             f"the history database {db_path} stayed locked by another process for more "
             f"than {BUSY_TIMEOUT_S:g} s ({text})"
         )
-    if type(exc) is sqlite3.DatabaseError or "malformed" in text or "not a database" in text:
+    if is_damage(exc):
         return MaiImageError(
             f"the history database {db_path} is damaged or not a SQLite file ({text}); "
-            "move it aside to start a new history"
+            "the images and their records are safe: History.rebuild(), or opening the folder "
+            "again, rebuilds the database from them (the damaged file is kept aside)"
         )
     return MaiImageError(f"history database {db_path}: {text}")
 
@@ -220,8 +279,9 @@ class ReaderPool:
     image being fsynced.
     """
 
-    def __init__(self, db_path: Path) -> None:
+    def __init__(self, db_path: Path, connector: Callable[[], sqlite3.Connection]) -> None:
         self._db_path = db_path
+        self._connector = connector
         self._lock = threading.Lock()
         self._idle: list[sqlite3.Connection] = []
         self._closed = False
@@ -234,7 +294,7 @@ class ReaderPool:
             conn = self._idle.pop() if self._idle else None
         if conn is None:
             with translate(self._db_path):
-                conn = connect(self._db_path, readonly=True)
+                conn = self._connector()
         try:
             yield conn
         finally:

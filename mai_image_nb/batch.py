@@ -150,6 +150,14 @@ def run_many(
     **common: Any,
 ) -> list[Result]:
     """`Client.generate_many`: validate every item, then run the valid ones together."""
+    if isinstance(prompts_or_dicts, str | bytes | bytearray | Mapping) or not isinstance(
+        prompts_or_dicts, Iterable
+    ):
+        raise ValidationError(
+            "prompts_or_dicts",
+            prompts_or_dicts,
+            "a list of prompts or dicts (for one prompt, use generate() or wrap it in [ ])",
+        )
     unknown = set(common) - GENERATE_FIELDS
     if unknown:
         raise ValidationError(

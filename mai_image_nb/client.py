@@ -1,31 +1,27 @@
-"""`Client`: settings, the cache, the budget and the call itself (retries included).
+"""`Client`: settings, the cache, the budget and one call from parameters to stored images.
 
-Grids and batches (`compare`, `generate_many`) run through `batch.py`; this module
-owns one call from validated parameters to a stored `Generation`. No widgets here.
+HTTP with retries is `http_calls.py`; reading the answer is `answers.py`; grids and
+batches (`compare`, `generate_many`) run through `batch.py`. No widgets here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import random
 import threading
-import warnings
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-from . import retry, transport
-from .errors import (
-    APIConnectionError,
-    APIStatusError,
-    CancelledError,
-    MaiImageError,
-    ResponseError,
-)
-from .generation import Generation, Usage
+from . import answers, retry, transport
+from ._userwarn import warn_user
+from .errors import CancelledError, MaiImageError, ResponseError
+from .generation import Generation
+from .http_calls import Caller
+from .listeners import Listeners
 from .params import (
     DEFAULT_MODEL,
     Params,
@@ -37,6 +33,7 @@ from .params import (
 )
 from .settings import DEFAULT_BASE_URL, open_history, resolve_connection
 from .spend import Reservation, SpendTracker
+from .usage import Usage
 
 if TYPE_CHECKING:
     from .comparison import Cell, Comparison
@@ -90,16 +87,14 @@ class Client:
         self.max_workers = int(max_workers)
         self._spend = SpendTracker(budget_usd)
         self._clock: retry.Clock = retry.SystemClock()
-        self._rand: Callable[[], float] = random.random
-        self._gate = retry.BackoffGate(self._clock)
-        self._sessions = transport.SessionPool()
         self._closed = False
         self._last_usd: float | None = None
         self._last_usd_loaded = False
         self._memory: dict[str, Generation] = {}
         self._memory_lock = threading.Lock()
+        self._store_warned = False
         self._server: OfflineServer | None = None
-        self._listeners: list[Callable[[Generation], None]] = []
+        self._listeners = Listeners()
 
         if offline:
             from .offline import OfflineServer
@@ -108,14 +103,17 @@ class Client:
             self._server = OfflineServer().start()
             self.base_url = self._server.url
             self.service = OFFLINE_SERVICE
-            self._auth: transport.BearerAuth | None = None  # the key never goes to the simulator
+            auth: transport.BearerAuth | None = None  # the key never goes to the simulator
             self._finalizer = weakref.finalize(self, self._server.close)
         else:
             self.mode = "api"
             self.base_url = url
             self.service = urlsplit(url).netloc.lower()
-            self._auth = transport.BearerAuth(key) if key is not None else None
+            auth = transport.BearerAuth(key) if key is not None else None
             self._finalizer = weakref.finalize(self, lambda: None)
+        self._calls = Caller(  # sessions lent per call, at most one idle per worker
+            auth=auth, clock=self._clock, rand=random.random, max_idle_sessions=self.max_workers
+        )
 
         self._history = open_history(history)
         self._owns_history = self._history is not None and self._history is not history
@@ -129,7 +127,7 @@ class Client:
 
     @property
     def spent_usd(self) -> float:
-        """Sum of `meta.usage.usd_spent` of every answer that reported one."""
+        """Reported `usd_spent` of every answer, and the estimate for each that reported none."""
         return self._spend.spent_usd
 
     @property
@@ -174,20 +172,12 @@ class Client:
         For panels that show the history live, or to log every image. A failing listener
         is logged and never costs the image. Returns a function that unsubscribes.
         """
-        self._listeners.append(listener)
-
-        def unsubscribe() -> None:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
-
-        return unsubscribe
+        return self._listeners.subscribe(listener)
 
     def _use_clock(self, clock: retry.Clock, rand: Callable[[], float] | None = None) -> None:
         """Swap the clock (and jitter source) that waits go through: for tests, not users."""
         self._clock = clock
-        self._gate = retry.BackoffGate(clock)
-        if rand is not None:
-            self._rand = rand
+        self._calls.use_clock(clock, rand if rand is not None else self._calls.rand)
 
     def __repr__(self) -> str:
         return (
@@ -196,11 +186,14 @@ class Client:
         )
 
     def close(self) -> None:
-        """Close connections, stop the simulator if this client started one, close the history."""
+        """Close connections, stop the simulator if this client started one, close the history,
+        and let go of the in-memory cache (`history=False`)."""
         if self._closed:
             return
         self._closed = True
-        self._sessions.close()
+        self._calls.close()
+        with self._memory_lock:
+            self._memory.clear()
         self._finalizer()
         if self._history is not None and self._owns_history:
             self._history.close()
@@ -252,9 +245,8 @@ class Client:
     def cached(self, params: Params) -> Generation | None:
         """The stored generation for `params` on this client's service, without any request."""
         key = cache_key(params, self.service)
-        if self._history is not None:
-            found = self._history.lookup(key)
-        else:
+        found = self._history.lookup(key) if self._history is not None else None
+        if found is None:  # kept in memory: no history, or it could not be written
             with self._memory_lock:
                 found = self._memory.get(key)
         return found.as_cached() if found is not None else None
@@ -262,13 +254,10 @@ class Client:
     def generate_params(
         self, params: Params, *, cache: bool = True, cancel: threading.Event | None = None
     ) -> Generation:
-        """`generate()` for parameters already validated: the one-image engine.
-
-        Batches, grids and the panel validate their forms once and call this.
+        """`generate()` for parameters already validated (by a batch, grid or panel form).
 
         Raises:
-            MaiImageError: as `generate()` does (all but ValidationError), or this
-                client is closed.
+            MaiImageError: as `generate()` does (but ValidationError), or the client is closed.
         """
         if self._closed:
             raise MaiImageError("this Client is closed; make a new one")
@@ -282,147 +271,93 @@ class Client:
         try:
             return self._request(params, cancel, reservation)
         finally:
-            reservation.release()  # a no-op when a reported cost settled it
+            reservation.release()  # a no-op once the answer charged it
 
     def _request(
         self, params: Params, cancel: threading.Event | None, reservation: Reservation
     ) -> Generation:
         started = self._clock.now()
-        reply = self._post_with_retries(request_body(params), cancel)
+        reply = self._calls.post(
+            self.base_url + GENERATIONS_PATH,
+            request_body(params),
+            cancel=cancel,
+            max_retries=self.max_retries,
+            timeout_s=self.timeout,
+        )
         try:
-            ref, usage = transport.parse_generation(reply.body)
-        except ResponseError as exc:
-            self._record_usage(getattr(exc, "usage", None), reservation)
-            raise ResponseError(exc.message) from None
-        self._record_usage(usage, reservation)
-        data = ref.data if ref.data is not None else self._download(ref.url or "")
-        image_format, width, height = transport.inspect_image(data)
-        created = datetime.now(timezone.utc)
-        generation = Generation(
-            id=created.strftime("%Y%m%d-%H%M%S-") + os.urandom(4).hex(),
-            params=params,
+            payload = answers.load_answer(reply.body)
+        except ResponseError:
+            reservation.charge(None)  # a 2xx answer: paid for, as far as we can tell
+            raise
+        usage = answers.parse_usage(payload)
+        reservation.charge(usage.usd_spent if usage is not None else None)
+        if usage is not None:
+            self._last_usd = usage.usd_spent
+        first, *others = answers.image_refs(payload)
+        try:
+            return self._keep(params, first, usage, started)
+        finally:  # the others are paid for too (even if the first failed): next free samples
+            for ref in others:
+                try:
+                    self._keep(self._next_free_sample(params), ref, None, started)
+                except MaiImageError as exc:
+                    log.warning("an extra image of the answer could not be kept: %s", exc)
+
+    def _next_free_sample(self, params: Params) -> Params:
+        sample = params.sample + 1
+        while self.cached(dataclasses.replace(params, sample=sample)) is not None:
+            sample += 1
+        return dataclasses.replace(params, sample=sample)
+
+    def _keep(
+        self, params: Params, ref: answers.ImageRef, usage: Usage | None, started: float
+    ) -> Generation:
+        """One image of an answer, fetched if need be, checked, stored and announced."""
+        data = ref.data
+        if data is None:
+            data = self._calls.download(
+                ref.url or "", max_retries=self.max_retries, timeout_s=self.timeout
+            )
+        generation = answers.new_generation(
+            params,
             service=self.service,
-            created=created,
-            width=width,
-            height=height,
-            image_format=image_format,
+            data=data,
             url=ref.url,
             usage=usage,
-            elapsed_s=round(self._clock.now() - started, 4),
-            data=data,
+            elapsed_s=self._clock.now() - started,
         )
         self._store(generation, cache_key(params, self.service))
-        for listener in list(self._listeners):
-            try:
-                listener(generation)
-            except Exception:  # a broken display must not cost the user the image
-                log.warning("a generation listener failed", exc_info=True)
+        self._listeners.notify(generation)
         return generation
 
-    def _record_usage(self, usage: Usage | None, reservation: Reservation) -> None:
-        """Settle the call's reservation with the reported cost as soon as it is known.
-
-        A call that still downloads and stores its image is then not counted twice.
-        """
-        if usage is not None:
-            reservation.settle(usage.usd_spent)
-            self._last_usd = usage.usd_spent
-
     def _store(self, generation: Generation, key: str) -> None:
-        if self._history is None:
-            with self._memory_lock:
-                self._memory[key] = generation
-            return
-        import sqlite3  # loaded with the history already; imported here to keep import light
+        """Keep `generation` in the history, else (no history, or it cannot be written: full
+        disk, read-only folder) in memory for this client's life: asking again never pays again.
+        """
+        if self._history is not None:
+            import sqlite3  # loaded with the history already; imported here to keep import light
 
-        try:
-            self._history.add(generation, cache_key=key)
-        except (OSError, sqlite3.Error, MaiImageError) as exc:
-            # The image is paid for and in hand: give it to the caller, but say so loudly.
-            log.warning("could not store generation %s in the history: %s", generation.id, exc)
-            warnings.warn(
-                f"generation {generation.id} could not be stored in the history: {exc}",
-                RuntimeWarning,
-                stacklevel=4,
-            )
-
-    # -- HTTP with retries -----------------------------------------------------------------
-
-    def _post_with_retries(
-        self, body: dict[str, Any], cancel: threading.Event | None
-    ) -> transport.Reply:
-        url = self.base_url + GENERATIONS_PATH
-        attempts = 1 + self.max_retries
-        last_error: MaiImageError | None = None
-        for attempt in range(attempts):
-            self._gate.wait_open(cancel)
-            if cancel is not None and cancel.is_set():
-                raise CancelledError()
-            session = self._sessions.get("api")
-            log.debug("POST %s (attempt %d of %d)", url, attempt + 1, attempts)
             try:
-                reply = transport.post_json(
-                    session, url, body, auth=self._auth, timeout_s=self.timeout
-                )
-            except APIConnectionError as exc:
-                last_error = exc
-                delay_s = retry.backoff_delay(attempt, rand=self._rand)
-            else:
-                if 200 <= reply.status < 300:
-                    return reply
-                error = transport.error_for_status(reply)
-                if not retry.is_retryable_status(reply.status):
-                    raise error
-                retry_after_s = retry.parse_retry_after(reply.headers, now_wall=self._clock.wall())
-                if retry_after_s is not None and retry_after_s > retry.RETRY_AFTER_MAX_S:
-                    error.message += (
-                        f" (the service asked to wait {retry_after_s:.0f} s, "
-                        f"more than {retry.RETRY_AFTER_MAX_S:.0f} s)"
-                    )
-                    raise error
-                last_error = error
-                if retry_after_s is not None:
-                    delay_s = retry_after_s
-                else:
-                    delay_s = retry.backoff_delay(attempt, rand=self._rand)
-                if reply.status == 429 or retry_after_s is not None:
-                    self._gate.close_for(delay_s)
-            if attempt + 1 == attempts:
-                break
-            log.debug("retrying in %.2f s after: %s", delay_s, last_error)
-            if self._clock.wait(delay_s, cancel):
-                raise CancelledError("cancelled while waiting to retry")
-        assert last_error is not None
-        if isinstance(last_error, APIStatusError):
-            raise last_error
-        raise type(last_error)(
-            f"could not reach {urlsplit(url).netloc} after {attempts} attempt"
-            f"{'s' if attempts > 1 else ''}: {last_error.message}"
+                self._history.add(generation, cache_key=key)
+                return
+            except (OSError, sqlite3.Error, MaiImageError) as exc:
+                self._warn_not_stored(self._history, exc)
+        with self._memory_lock:
+            self._memory[key] = generation
+
+    def _warn_not_stored(self, history: History, exc: BaseException) -> None:
+        """One warning per client, naming the folder and the cause, from the user's line."""
+        log.warning("could not store a generation in the history at %s: %s", history.path, exc)
+        with self._memory_lock:
+            if self._store_warned:
+                return
+            self._store_warned = True
+        warn_user(
+            f"the history folder {history.path} cannot store new images ({exc}); this "
+            "client keeps them in memory until it is closed, so asking again does not pay again",
+            RuntimeWarning,
+            fallback=str(history.path),
         )
-
-    def _download(self, url: str) -> bytes:
-        """GET the answer's image without the key; retried on network errors and 5xx."""
-        host = urlsplit(url).netloc
-        attempts = 1 + self.max_retries
-        problem = ""
-        for attempt in range(attempts):
-            session = self._sessions.get("download")
-            try:
-                reply = transport.fetch_image(session, url, timeout_s=self.timeout)
-            except APIConnectionError as exc:
-                problem = exc.message
-            else:
-                if 200 <= reply.status < 300:
-                    return reply.body
-                problem = f"HTTP {reply.status}"
-                if not retry.is_retryable_status(reply.status):
-                    break
-            if attempt + 1 < attempts:
-                # The image is already paid for: Cancel does not abandon it.
-                self._clock.wait(retry.backoff_delay(attempt, rand=self._rand), None)
-        raise ResponseError(f"the image could not be fetched from {host}: {problem}")
-
-    # -- grids and batches (batch.py does the work) ------------------------------------------
 
     def compare(
         self,
@@ -440,7 +375,8 @@ class Client:
 
         `prompt` is one prompt or a list of 1-12 variants (each validated like generate's).
         Repeat r of a cell is `sample=r` of `generate()`, so grids and single calls share
-        the cache. A failed cell holds its error instead of raising. See API.md for the rules.
+        the cache. A failed cell holds its error instead of raising; cached cells cost
+        nothing. See API.md for the rules.
 
         Raises:
             ValidationError: a parameter is not allowed (nothing is sent).
@@ -465,11 +401,12 @@ class Client:
         prompts_or_dicts: Iterable[str | Mapping[str, Any]],
         **common: Any,
     ) -> list[Generation | MaiImageError]:
-        """Many images concurrently; results in input order, an error in the slot of each failure.
-
-        A dict item overrides `common`. `progress` and `cancel` work as in `compare`.
+        """Many images concurrently, in input order, an error in each failure's slot; a dict
+        item overrides `common`; `progress` and `cancel` work as in `compare`.
 
         Raises:
+            ValidationError: `prompts_or_dicts` is a bare string or bytes, or an unknown
+                keyword is given (nothing is sent).
             BudgetExceededError: the items not yet cached would pass the budget.
         """
         from .batch import run_many

@@ -8,7 +8,6 @@ are drawn on demand.
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import os
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from . import display, pngmeta
+from . import _files, display
 from ._version import __version__
 from .errors import MaiImageError
 from .generation import Generation
@@ -275,7 +274,7 @@ class Comparison:
             MaiImageError: a cell's image file (from the history) is missing or unreadable.
             OSError: the file cannot be written.
         """
-        return pngmeta.save_png(path, self.png_bytes(rows, cols))
+        return _files.save_png(path, self.png_bytes(rows, cols))
 
     # -- the report (report.py) ------------------------------------------------------------
 
@@ -311,6 +310,14 @@ class Comparison:
 
     def _repr_html_(self) -> str:
         sheet = self.image()
+        return display.figure_html(self._repr_png_(), "image/png", self._caption(), sheet.width)
+
+    def _ipython_display_(self) -> None:
+        # The sheet once (image/png) and the caption apart: see `display.show_once`.
+        sheet = self.image()
+        display.show_once(self._repr_png_(), self._caption(), repr(self), sheet.width)
+
+    def _caption(self) -> str:
         done = sum(1 for c in self.cells if c.ok)
         prompts = "<br>".join(
             f"<b>{display.escape(display.short_prompt(p))}</b>" for p in self.prompts
@@ -325,16 +332,7 @@ class Comparison:
         if self.failed:
             caption += f" · {len(self.failed)} failed (retry_failed() re-runs them)"
         caption += "</span>"
-        # At its own size in a box that scrolls sideways: shrunk to the cell's width, a wide
-        # sheet's labels would be too small to read.
-        encoded = base64.b64encode(self._repr_png_()).decode("ascii")
-        return (
-            '<figure style="margin:0;max-width:100%">'
-            '<div style="overflow-x:auto;max-width:100%">'
-            f'<img src="data:image/png;base64,{encoded}" width="{sheet.width}" '
-            f'height="{sheet.height}" style="max-width:none" alt=""></div>'
-            f'<figcaption style="font-size:90%;color:#555">{caption}</figcaption></figure>'
-        )
+        return caption
 
     def __repr__(self) -> str:
         shape = f"{len(self.aspect_ratios)}×{len(self.temperatures)}"

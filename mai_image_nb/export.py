@@ -1,7 +1,7 @@
 """Export of generations to a folder: PNGs carrying their parameters, CSV and JSON indexes,
 and `index.html`, a gallery of the exported images that works offline.
 
-File names are made safe by `pngmeta.safe_filename` and created with `write_new_file`, so
+File names are made safe by `_files.safe_filename` and created with `write_new_file`, so
 nothing lands outside the folder and nothing already there is overwritten.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from . import pngmeta
+from . import _files, pngmeta
 from .errors import MaiImageError
 from .generation import Generation
 from .report import gallery_html
@@ -71,11 +71,11 @@ def export_generations(generations: Iterable[Generation], folder: str | os.PathL
         except MaiImageError:  # image missing or unreadable: listed, with no file
             records.append(record_of(gen, None))
             continue
-        name = pngmeta.safe_filename(gen.id, gen.prompt, ext="png")
-        records.append(record_of(gen, pngmeta.write_new_file(target, name, png).name))
+        name = _files.safe_filename(gen.id, gen.prompt, ext="png")
+        records.append(record_of(gen, _files.write_new_file(target, name, png).name))
     text = json.dumps(records, ensure_ascii=False, indent=2) + "\n"
-    pngmeta.write_new_file(target, "index.json", text.encode("utf-8"))
-    pngmeta.write_new_file(target, "index.csv", _csv(records).encode("utf-8"))
+    _files.write_new_file(target, "index.json", text.encode("utf-8"))
+    _files.write_new_file(target, "index.csv", _csv(records).encode("utf-8"))
     page = gallery_html(records, title=f"{len(records)} exported image(s)")
-    pngmeta.write_new_file(target, "index.html", page.encode("utf-8"))
+    _files.write_new_file(target, "index.html", page.encode("utf-8"))
     return target

@@ -1,8 +1,8 @@
-"""`Generation` (one image and what made it) and `Usage` (what it cost).
+"""`Generation`: one image and what made it, with its caption and how it shows in Jupyter.
 
-The image bytes are kept exactly as the service sent them; decoding to a
-`PIL.Image` happens on first use of `.image`, and for records read from the
-history the bytes themselves are read from disk only then.
+The image bytes are kept exactly as the service sent them; `.image` decodes them on
+demand and keeps only a weak reference, so caches of generations hold encoded bytes,
+never pixels. Records read from the history read their bytes from disk only when used.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import copy
 import io
 import os
 import threading
+import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,16 +21,23 @@ from PIL import Image
 
 from . import display
 from .params import Params
+from .usage import Usage
 
-__all__ = ["Generation", "Usage"]
+__all__ = ["Generation", "Usage", "generation_caption"]
+
+# Modes a browser shows from a PNG as they are; any other (CMYK, 16-bit, ...) is converted.
+_PNG_DISPLAY_MODES = frozenset({"1", "L", "LA", "P", "RGB", "RGBA"})
 
 
-@dataclass(frozen=True)
-class Usage:
-    """What one image cost, as the service reported it in `meta.usage`."""
-
-    credits_used: float
-    usd_spent: float
+def generation_caption(gen: Generation) -> str:
+    """One escaped HTML line: prompt, ratio, temperature, sample, size, cost."""
+    cost = f"${gen.usd_spent:.4f}" + (" (cached)" if gen.cached else "")
+    sample = f" · sample {gen.sample}" if gen.sample else ""
+    return (
+        f"<b>{display.escape(display.short_prompt(gen.prompt))}</b><br>"
+        f"{display.escape(gen.aspect_ratio)} · temperature {gen.temperature:g}{sample} · "
+        f"{gen.width}×{gen.height} · {display.escape(cost)}"
+    )
 
 
 class Generation:
@@ -68,7 +75,7 @@ class Generation:
         self.cached = cached
         self._data = data
         self._load_data = load_data
-        self._image: Image.Image | None = None
+        self._image: weakref.ref[Image.Image] | None = None  # never keeps pixels alive
         self._lock = threading.Lock()
 
     # The parameters, as flat attributes (API.md).
@@ -124,17 +131,18 @@ class Generation:
 
     @property
     def image(self) -> Image.Image:
-        """The decoded image (decoded once, on first use).
+        """The decoded image: the same object while any caller holds it, else decoded again.
 
         Raises:
             MaiImageError: a record from the history whose image file is missing or unreadable.
         """
         with self._lock:
-            if self._image is None:
+            image = self._image() if self._image is not None else None
+            if image is None:
                 image = Image.open(io.BytesIO(self._data_locked()))
                 image.load()
-                self._image = image
-            return self._image
+                self._image = weakref.ref(image)
+            return image
 
     def as_cached(self) -> Generation:
         """The same record, marked as answered from the cache (bytes and image shared so far)."""
@@ -177,31 +185,44 @@ class Generation:
         return pngmeta.embed_params(self.data, self.to_dict())
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write a PNG whose text chunks carry the parameters; `read_params` reads them back.
+        """Write the image with its parameters embedded; `read_params` reads them back.
 
-        The file appears whole or not at all (temporary file, then rename); ".png" is
-        added to a path without it. Returns the path written.
+        The suffix picks the format: ".png" (also when there is none: ".png" is added),
+        ".jpg"/".jpeg" or ".webp". A folder (or a path ending in "/") gets
+        `<id>-<prompt slug>.png`; missing parent folders are created. The file appears
+        whole or not at all. Returns the path written.
 
         Raises:
+            ValidationError: the suffix names another image format (.gif, .tiff, ...).
             MaiImageError: a record from the history whose image file is missing or unreadable.
-            OSError: the file cannot be written.
+            OSError: the file cannot be written (the message names the path).
         """
-        from . import pngmeta
+        from . import imagemeta
 
-        return pngmeta.save_png(path, self.png_bytes())
+        return imagemeta.save_image(path, self.data, self.to_dict(), name=(self.id, self.prompt))
 
-    # Jupyter display: a real image output, so static exports (nbconvert, GitHub) show it.
+    # Jupyter display: one image output plus an HTML caption, so a saved notebook holds the
+    # image once and static exports (nbconvert, GitHub) still show it.
     def _repr_png_(self) -> bytes:
         if self.image_format == "png":
-            return self.data
+            with Image.open(io.BytesIO(self.data)) as probe:
+                if probe.mode in _PNG_DISPLAY_MODES:
+                    return self.data
+        image = self.image
+        if image.mode not in _PNG_DISPLAY_MODES:
+            image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
         buffer = io.BytesIO()
-        self.image.save(buffer, format="PNG")
+        image.save(buffer, format="PNG")
         return buffer.getvalue()
 
     def _repr_html_(self) -> str:
+        """A self-contained figure (image and caption), for front ends other than IPython's."""
         return display.figure_html(
-            self._repr_png_(), "image/png", display.generation_caption(self), self.width
+            self._repr_png_(), "image/png", generation_caption(self), self.width
         )
+
+    def _ipython_display_(self) -> None:
+        display.show_once(self._repr_png_(), generation_caption(self), repr(self), self.width)
 
     def __repr__(self) -> str:
         return (

@@ -1,33 +1,34 @@
-"""`History`: every generation kept on disk (SQLite records, image files as received).
+"""`History`: every generation kept on disk (image files as received, a record beside each,
+and a SQLite index over them).
 
-Layout of the folder: `history.sqlite3`, `images/<id>.<ext>`, `thumbs/<id>.jpg`. An image
-file is complete before its row exists (temporary file, fsync, rename, then the row in the
-same write transaction), so a killed writer leaves at worst an orphan file, removed on the
-next open. No widgets and no network here.
+Layout of the folder: `history.sqlite3`, `images/<id>.<ext>`, `records/<id>.<ext>.json` (the
+image's record), `thumbs/<id>.jpg`. The images folder is the source of truth: a save writes
+the record, then the image (each temporary file, fsync, rename), then the row, all inside one
+write transaction; opening reconciles the database with the folder (`_reconcile`), so a
+killed writer's image is adopted, and a missing, empty or damaged database is rebuilt. A
+folder that cannot be written is served read-only. No widgets and no network here.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import os
-import re
-import secrets
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from . import _sqlite, display, pngmeta
+from . import _files, _records, _sqlite, previews
+from ._opening import move_aside, open_database
+from ._reconcile import Folder, insert_row, reconcile
 from .errors import MaiImageError, ValidationError
 from .export import RECORD_FIELDS, export_generations, record_of
-from .generation import Generation, Usage
-from .params import Params, check_count
+from .generation import Generation
+from .params import check_count
 
 __all__ = ["DB_NAME", "HOME_ENV", "History"]
 
@@ -36,124 +37,52 @@ DEFAULT_FOLDER = ".mai_image"
 DB_NAME = "history.sqlite3"
 THUMB_MAX_PX = 256
 PAGE_ROWS = 256  # rows fetched at a time while iterating
-
-_EXTENSIONS = {"png": "png", "jpeg": "jpg", "jpg": "jpg", "webp": "webp"}
-_PLAIN_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,99}")
-_COLUMN_NAMES = (
-    "id", "seq", "cache_key", "service", "model", "prompt", "aspect_ratio", "temperature",
-    "max_tokens", "max_completion_tokens", "sample", "created", "width", "height",
-    "image_format", "file", "url", "credits_used", "usd_spent", "elapsed_s",
-)  # fmt: skip
-_SEQ = _COLUMN_NAMES.index("seq")
-_FILE = _COLUMN_NAMES.index("file")
-_COLUMNS = ", ".join(_COLUMN_NAMES)
-_SELECT = f"SELECT {_COLUMNS} FROM generations"  # noqa: S608 - constant column list
-_INSERT = (
-    f"INSERT INTO generations ({_COLUMNS}) "  # noqa: S608 - constant column list
-    f"VALUES ({', '.join('?' * len(_COLUMN_NAMES))})"
-)
-
-
-def _file_stem(generation_id: str) -> str:
-    """The id itself when it is a plain file name, else a slug plus a digest (always unique)."""
-    if _PLAIN_ID.fullmatch(generation_id) and not pngmeta.is_reserved_name(generation_id):
-        return generation_id
-    digest = hashlib.sha256(generation_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-    slug = pngmeta.slugify(generation_id, 40).encode("ascii", "ignore").decode()
-    return f"{slug}~{digest}" if slug else digest
-
-
-def _file_name(generation_id: str, image_format: str) -> str:
-    ext = _EXTENSIONS.get(image_format.lower())
-    if ext is None:
-        raise ValidationError("image_format", image_format, "png, jpeg or webp")
-    return f"{_file_stem(generation_id)}.{ext}"
-
-
-def _replacement_name(name: str) -> str:
-    """Another name for a record's new image while its old one stays until the commit.
-
-    "~v" never occurs in the other names (plain ids, or a slug then "~" and hex digits).
-    """
-    stem, _, ext = name.rpartition(".")
-    return f"{stem}~v{secrets.token_hex(6)}.{ext}"
-
-
-def _load_image(path: Path, generation_id: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise MaiImageError(
-            f"the image of generation {generation_id!r} is missing: {path} was deleted or moved"
-        ) from None
-    except OSError as exc:
-        raise MaiImageError(f"cannot read the image of {generation_id!r} ({exc})") from exc
-
-
-def _utc_iso(moment: datetime) -> str:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat()
-
-
-def _remove(paths: Sequence[Path]) -> None:
-    """Best effort: a file that cannot be removed now is tried again on the next open."""
-    for path in paths:
-        with contextlib.suppress(OSError):
-            path.unlink(missing_ok=True)
+_NEXT_SEQ = "SELECT COALESCE(MAX(seq), 0) + 1 FROM generations"
+_SELECT = f"SELECT {', '.join(_records.COLUMNS)} FROM generations"  # noqa: S608 - constant
 
 
 class History:
     """Persistent store of every generation, safe from several threads and processes.
 
     `History(path=None)` uses env `MAI_IMAGE_HOME`, else `./.mai_image`; the folder is
-    created when missing. Iteration is newest first.
+    created when missing. Iteration is newest first. A folder that cannot be written
+    (read-only, permissions) is opened read-only: it serves what it holds, and `add`
+    raises `MaiImageError` naming the folder and the cause.
 
     Raises (on opening):
-        MaiImageError: the folder cannot be created, or the database is locked, damaged or
-            from a newer version of this package.
+        MaiImageError: the folder cannot be created or read, the database is locked, or it
+            is from a newer version of this package.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         if path is None:
             path = os.environ.get(HOME_ENV) or DEFAULT_FOLDER
         self.path = Path(path).expanduser().absolute()
-        self._images = self.path / "images"
-        self._thumbs = self.path / "thumbs"
+        self._folder = Folder(self.path)
         self._db_path = self.path / DB_NAME
+        self._read_only_cause: str | None = None
         try:
-            self._images.mkdir(parents=True, exist_ok=True)
-            self._thumbs.mkdir(exist_ok=True)
+            for sub in (self._folder.images, self._folder.records, self._folder.thumbs):
+                sub.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise MaiImageError(f"cannot use {self.path} as the history folder ({exc})") from exc
+            if not self._folder.images.is_dir():
+                message = f"cannot use {self.path} as the history folder ({exc})"
+                raise MaiImageError(message) from exc
+            self._read_only_cause = exc.strerror or str(exc)
+        if self._read_only_cause is None and not os.access(self.path, os.W_OK):
+            self._read_only_cause = "the folder is not writable"
         self._write_lock = threading.Lock()
         self._closed = False
-        with _sqlite.translate(self._db_path):
-            self._writer = _sqlite.connect(self._db_path)
-            try:
-                _sqlite.migrate(self._writer, self._db_path)
-                self._has_fts = _sqlite.has_table(self._writer, "generations_fts")
-                self._remove_leftovers()
-            except BaseException:
-                self._writer.close()
-                raise
-        self._readers = _sqlite.ReaderPool(self._db_path)
+        self._open(self._read_only_cause)
+
+    def _open(self, read_only_cause: str | None) -> None:
+        opened = open_database(self._folder, self._db_path, read_only_cause)
+        self._writer = opened.writer
+        self._read_only_cause = opened.read_only_cause
+        self._has_fts = _sqlite.has_table(self._writer, "generations_fts")
+        self._readers = _sqlite.ReaderPool(self._db_path, opened.connect_reader)
 
     # -- plumbing --------------------------------------------------------------------------
-
-    def _remove_leftovers(self) -> None:
-        """Delete temporary files of a killed writer and files that have no row.
-
-        Runs inside a write transaction: no writer (here or in another process) is between
-        its image file and its row meanwhile, so a file without a row is truly an orphan.
-        """
-        with _sqlite.immediate(self._writer) as conn:
-            files = {name for (name,) in _sqlite.query(conn, "SELECT file FROM generations")}
-            stems = {name.rsplit(".", 1)[0] for name in files}
-            _remove(
-                [entry for entry in self._images.iterdir() if entry.name not in files]
-                + [e for e in self._thumbs.iterdir() if e.name.split(".", 1)[0] not in stems]
-            )
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[_sqlite.Row]:
         with self._readers.connection() as conn, _sqlite.translate(self._db_path):
@@ -164,46 +93,28 @@ class History:
         with self._write_lock, _sqlite.translate(self._db_path):
             if self._closed:
                 raise MaiImageError(f"the history at {self.path} is closed")
+            if self._read_only_cause is not None:
+                raise MaiImageError(
+                    f"the history folder {self.path} cannot be written "
+                    f"({self._read_only_cause}); it is open read-only"
+                )
             with _sqlite.immediate(self._writer) as conn:
                 yield conn
 
     def _generation(self, row: _sqlite.Row) -> Generation:
-        (gid, _seq, _key, service, model, prompt, ratio, temperature, max_tokens,
-         max_completion, sample, created, width, height, image_format, file, url, credits,
-         usd, elapsed) = row  # fmt: skip
-        image_path = self._images / file
-        return Generation(
-            id=gid,
-            params=Params(
-                prompt=prompt,
-                aspect_ratio=ratio,
-                temperature=temperature,
-                max_tokens=max_tokens,
-                max_completion_tokens=max_completion,
-                sample=sample,
-                model=model,
-            ),
-            service=service,
-            created=datetime.fromisoformat(created),
-            width=width,
-            height=height,
-            image_format=image_format,
-            url=url,
-            usage=None if usd is None else Usage(credits_used=credits or 0.0, usd_spent=usd),
-            elapsed_s=elapsed,
-            cached=False,
-            load_data=lambda: _load_image(image_path, gid),
-        )
+        return _records.generation_of(row, self._folder.images)
 
     @staticmethod
     def _files_of(conn: sqlite3.Connection, generation_id: str) -> list[str]:
         rows = _sqlite.query(conn, "SELECT file FROM generations WHERE id = ?", (generation_id,))
-        return [name for (name,) in rows]
+        return [row["file"] for row in rows]
 
-    def _thumb_paths(self, files: Sequence[str]) -> list[Path]:
+    def _paths_of(self, files: Sequence[str]) -> list[Path]:
+        """Every file of these images: image, record and thumbnails."""
         found: list[Path] = []
         for name in files:
-            found.extend(self._thumbs.glob(f"{name.rsplit('.', 1)[0]}.*"))
+            found += [self._folder.images / name, self._folder.record_of(name)]
+            found.extend(self._folder.thumbs.glob(f"{name.rsplit('.', 1)[0]}.*"))
         return found
 
     # -- writing ---------------------------------------------------------------------------
@@ -211,54 +122,75 @@ class History:
     def add(self, gen: Generation, *, cache_key: str) -> None:
         """Store `gen` (its bytes exactly as received); durable once this returns.
 
-        The image file is written atomically first, then the row, in one transaction.
-        Adding an id again replaces that record.
+        Its record, then its image, are written atomically, then the row, all in one
+        transaction. Adding an id again replaces that record.
 
         Raises:
             ValidationError: the image format is not PNG, JPEG or WebP.
-            MaiImageError: the folder or the database cannot be written.
+            MaiImageError: the folder or the database cannot be written (full disk,
+                read-only folder, permissions).
         """
-        name = _file_name(gen.id, gen.image_format)
+        name = _records.file_name(gen.id, gen.image_format)
         data = gen.data
         old: list[str] = []
-        written = False
+        written: list[Path] = []
         try:
             with self._writing() as conn:
                 old = self._files_of(conn, gen.id)
                 if name in old:  # never overwrite the image the committed row still shows
-                    name = _replacement_name(name)
-                self._write_image(name, data)
-                written = True
-                self._insert_row(conn, gen, cache_key, name)
+                    name = _records.replacement_name(name)
+                (seq,) = conn.execute(_NEXT_SEQ).fetchone()
+                row = _records.row_of(gen, cache_key=cache_key, file=name, seq=seq)
+                written.append(self._folder.record_of(name))
+                self._write_file(lambda: _records.write_record(self._folder.records, row))
+                written.append(self._folder.images / name)
+                self._write_file(lambda: _files.write_atomic(self._folder.images / name, data))
+                self._insert_row(conn, row)
         except BaseException:
-            if written:  # rolled back: its new image (never an old one) must not linger
-                _remove([self._images / name])
+            _records.remove_files(written)  # rolled back: its new files (never old ones) go
             raise
-        if old:  # a replaced record: its thumbnails are stale, its file may have another name
-            _remove(self._thumb_paths(old) + [self._images / f for f in old if f != name])
+        if old:  # a replaced record: its old image, record and thumbnails go
+            _records.remove_files(self._paths_of([f for f in old if f != name]))
+            _records.remove_files(list(self._folder.thumbs.glob(f"{name.rsplit('.', 1)[0]}.*")))
 
-    def _write_image(self, name: str, data: bytes) -> None:
+    def _write_file(self, write: Callable[[], object]) -> None:
         try:
-            pngmeta.write_atomic(self._images / name, data)
+            write()
         except OSError as exc:
-            raise MaiImageError(f"cannot write the image to {self._images} ({exc})") from exc
+            raise MaiImageError(f"cannot write to the history folder {self.path} ({exc})") from exc
 
     @staticmethod
-    def _insert_row(conn: sqlite3.Connection, gen: Generation, key: str, name: str) -> None:
-        (seq,) = _sqlite.query(conn, "SELECT COALESCE(MAX(seq), 0) + 1 FROM generations")[0]
-        conn.execute("DELETE FROM generations WHERE id = ?", (gen.id,))
-        usage = gen.usage
-        conn.execute(
-            _INSERT,
-            (gen.id, seq, key, gen.service, gen.model, gen.prompt, gen.aspect_ratio,
-             gen.temperature, gen.max_tokens, gen.max_completion_tokens, gen.sample,
-             _utc_iso(gen.created), gen.width, gen.height, gen.image_format, name, gen.url,
-             usage.credits_used if usage else None, usage.usd_spent if usage else None,
-             gen.elapsed_s),
-        )  # fmt: skip
+    def _insert_row(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
+        conn.execute("DELETE FROM generations WHERE id = ?", (row["id"],))
+        insert_row(conn, row)
+
+    def rebuild(self) -> int:
+        """Rebuild the database from the records beside the images; returns how many it holds.
+
+        What opening does for a missing, empty or damaged database, on demand (a damaged
+        file is kept as `history.sqlite3.damaged-<timestamp>`). No image is removed.
+
+        Raises:
+            MaiImageError: the history is closed or read-only, or the folder cannot be written.
+        """
+        try:
+            with self._writing() as conn:
+                reconcile(conn, self._folder, writable=True)  # records for rows without one
+                conn.execute("DELETE FROM generations")
+                reconcile(conn, self._folder, writable=True)
+        except MaiImageError as exc:
+            cause = exc.__cause__
+            if not (isinstance(cause, sqlite3.Error) and _sqlite.is_damage(cause)):
+                raise
+            with self._write_lock:
+                self._writer.close()
+                self._readers.close()
+                move_aside(self._db_path)
+                self._open(None)
+        return len(self)
 
     def delete(self, id: str) -> None:
-        """Remove one generation: its row, image and thumbnails.
+        """Remove one generation: its row, image, record and thumbnails.
 
         Raises:
             KeyError: no generation has this id.
@@ -268,14 +200,14 @@ class History:
             if not files:
                 raise KeyError(f"no generation with id {id!r} in the history at {self.path}")
             conn.execute("DELETE FROM generations WHERE id = ?", (id,))
-        _remove(self._thumb_paths(files) + [self._images / f for f in files])
+        _records.remove_files(self._paths_of(files))
 
     def clear(self) -> None:
-        """Remove every generation, image and thumbnail."""
+        """Remove every generation, image, record and thumbnail."""
         with self._writing() as conn:
-            files = [f for (f,) in _sqlite.query(conn, "SELECT file FROM generations")]
+            files = [row["file"] for row in _sqlite.query(conn, "SELECT file FROM generations")]
             conn.execute("DELETE FROM generations")
-        _remove(self._thumb_paths(files) + [self._images / f for f in files])
+        _records.remove_files(self._paths_of(files))
 
     def close(self) -> None:
         """Close every database connection (safe to call twice)."""
@@ -318,7 +250,7 @@ class History:
             f"{_SELECT} WHERE seq < ? ORDER BY seq DESC LIMIT {PAGE_ROWS}", (before,)
         ):
             yield from rows
-            before = rows[-1][_SEQ]
+            before = rows[-1]["seq"]
 
     def __iter__(self) -> Iterator[Generation]:
         return map(self._generation, self._rows())
@@ -373,7 +305,8 @@ class History:
     def to_records(self) -> list[dict[str, Any]]:
         """One JSON-safe dict per generation, newest first: `to_dict()` plus the image `file`."""
         return [
-            record_of(self._generation(row), str(self._images / row[_FILE])) for row in self._rows()
+            record_of(self._generation(row), str(self._folder.images / row["file"]))
+            for row in self._rows()
         ]
 
     def to_pandas(self) -> Any:
@@ -404,18 +337,19 @@ class History:
         rows = self._query("SELECT file FROM generations WHERE id = ?", (id,))
         if not rows:
             raise KeyError(f"no generation with id {id!r} in the history at {self.path}")
-        stem = rows[0][0].rsplit(".", 1)[0]
-        path = self._thumbs / (f"{stem}.jpg" if max_px == THUMB_MAX_PX else f"{stem}.{max_px}.jpg")
+        stem = rows[0]["file"].rsplit(".", 1)[0]
+        name = f"{stem}.jpg" if max_px == THUMB_MAX_PX else f"{stem}.{max_px}.jpg"
+        path = self._folder.thumbs / name
         with contextlib.suppress(FileNotFoundError):
             return path.read_bytes()
-        data = _load_image(self._images / rows[0][0], id)
+        data = _records.load_image(self._folder.images / rows[0][0], id)
         try:
             with Image.open(io.BytesIO(data)) as image:
-                thumb = display.preview_bytes(image, max_px)
+                thumb = previews.preview_bytes(image, max_px)
         except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
             raise MaiImageError(f"the image of {id!r} cannot be decoded ({exc})") from exc
         with contextlib.suppress(OSError):  # a cache: failing to keep it is not an error
-            pngmeta.write_atomic(path, thumb)
+            _files.write_atomic(path, thumb)
         return thumb
 
     def export(self, folder: str | os.PathLike[str]) -> Path:
@@ -433,4 +367,5 @@ class History:
     def __repr__(self) -> str:
         if self._closed:
             return f"<History {str(self.path)!r} (closed)>"
-        return f"<History {str(self.path)!r} {len(self)} generations>"
+        mode = "" if self._read_only_cause is None else " (read-only)"
+        return f"<History {str(self.path)!r} {len(self)} generations{mode}>"

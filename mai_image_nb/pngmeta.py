@@ -1,4 +1,4 @@
-"""PNG text chunks that carry a generation's parameters; file helpers re-exported from `_files`.
+"""PNG text chunks that carry a generation's parameters: writing them and reading them back.
 
 Reading treats every PNG as untrusted: chunks are parsed from a stream, pixels are never
 decoded, and at most `TEXT_LIMIT_BYTES` of text is read. No widgets, no network here.
@@ -20,34 +20,17 @@ from typing import IO, Any
 from PIL import Image
 
 from . import display
-from ._files import (
-    MAX_NAME_BYTES,
-    is_reserved_name,
-    safe_filename,
-    save_png,
-    slugify,
-    unique_path,
-    write_atomic,
-    write_new_file,
-)
 from ._version import __version__
-from .errors import ValidationError
+from .errors import MaiImageError, ValidationError
 from .params import GENERATE_FIELDS, validate_params
 
 __all__ = [
     "KEYWORD",
-    "MAX_NAME_BYTES",
     "TEXT_LIMIT_BYTES",
+    "NotOurImageError",
     "embed_params",
-    "is_reserved_name",
     "read_params",
     "read_record",
-    "safe_filename",
-    "save_png",
-    "slugify",
-    "unique_path",
-    "write_atomic",
-    "write_new_file",
 ]
 
 KEYWORD = "mai_image_nb"
@@ -175,11 +158,19 @@ def embed_params(data: bytes, record: Mapping[str, Any]) -> bytes:
 # -- reading (untrusted) -----------------------------------------------------------------
 
 
+class NotOurImageError(ValidationError):
+    """A file or bytes without this toolkit's parameters (a ValidationError), built whole."""
+
+    def __init__(self, source: str, reason: str, kind: str = "a PNG") -> None:
+        allowed = f"{kind} written by mai_image_nb"
+        MaiImageError.__init__(self, f"{source} is not {allowed}: {reason}")
+        self.field = "image"
+        self.value = source
+        self.allowed = allowed
+
+
 def _not_ours(source: str, reason: str) -> ValidationError:
-    err = ValidationError("png", source, "a PNG written by mai_image_nb")
-    err.message = f"{source} is not a PNG written by mai_image_nb: {reason}"
-    err.args = (err.message,)
-    return err
+    return NotOurImageError(source, reason)
 
 
 class _TextReader:

@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from PIL import Image
 
-from . import display
+from . import display, previews
 from ._files import safe_filename, write_atomic
 from ._version import __version__
 from .errors import CancelledError, MaiImageError
@@ -116,7 +116,7 @@ def _preview_uri(gen: Generation) -> str:
     try:
         with Image.open(io.BytesIO(gen.data)) as image:
             image.draft("RGB", (PREVIEW_PX, PREVIEW_PX))  # JPEG: decode at a fraction
-            jpeg = display.preview_bytes(image, PREVIEW_PX)
+            jpeg = previews.preview_bytes(image, PREVIEW_PX)
     except (OSError, SyntaxError, Image.DecompressionBombError, MaiImageError):
         return ""
     return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")

@@ -10,7 +10,8 @@ import os
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from .errors import AuthenticationError, ValidationError
+from ._userwarn import warn_user
+from .errors import AuthenticationError, MaiImageError, ValidationError
 
 if TYPE_CHECKING:
     from .history import History
@@ -71,6 +72,9 @@ def resolve_connection(
 def open_history(history: History | str | os.PathLike[str] | bool | None) -> History | None:
     """The History a `history=` argument asks for (None: an in-memory cache only).
 
+    A folder that cannot be created gives None and one warning: the client then keeps its
+    images in memory, so it still works and never pays twice for the same image.
+
     Imported here, not at module level: `import mai_image_nb` stays light (no sqlite3 until used).
     """
     if history is False:
@@ -79,6 +83,17 @@ def open_history(history: History | str | os.PathLike[str] | bool | None) -> His
 
     if isinstance(history, History):
         return history
-    if history is None or history is True:
-        return History()
-    return History(history)
+    folder = None if history is None or history is True else history
+    try:
+        return History(folder)
+    except MaiImageError as exc:
+        if not isinstance(exc.__cause__, OSError):  # locked, newer schema: the user must know
+            raise
+        # The folder cannot even be created (read-only place, permissions): keep images in
+        # memory for the client's life rather than refusing to work, and say so once.
+        warn_user(
+            f"{exc}; this client keeps its images in memory until it is closed",
+            RuntimeWarning,
+            fallback=str(folder or "history"),
+        )
+        return None

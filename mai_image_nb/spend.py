@@ -98,6 +98,14 @@ class Reservation:
         """Replace the reservation by what the service reported, in one step (never both)."""
         self._finish(usd_spent)
 
+    def charge(self, usd_spent: float | None) -> None:
+        """Settle with the reported cost, or at the reserved estimate when none was reported.
+
+        An answer that reports no cost was paid for as far as the client can tell, so
+        requests sent × estimate never passes the budget.
+        """
+        self._finish(self.usd if usd_spent is None else usd_spent)
+
     def release(self) -> None:
         """Give the reservation back (nothing was reported); a no-op once settled."""
         self._finish(0.0)

@@ -1,4 +1,6 @@
-"""One HTTP attempt and what its answer means: failures become this package's errors.
+"""One HTTP attempt, reduced to plain data: a `Reply`, or a `NetworkFailure` to report later.
+
+What a 2xx body means is `answers.py`'s job; retrying is `http_calls.py`'s. No Pillow here.
 
 The key travels only as `BearerAuth` on the POST to `base_url`; image downloads go
 through a session that never carries it. Errors built here hold plain text and
@@ -7,40 +9,33 @@ numbers, never a `requests` object (those hold the Authorization header).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import io
 import json
 import re
 import threading
-import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import requests
-from PIL import Image
 
 from ._version import __version__
 from .errors import (
-    APIConnectionError,
     APIStatusError,
-    APITimeoutError,
     AuthenticationError,
     RateLimitError,
     ResponseError,
 )
-from .generation import Usage
 
 __all__ = [
     "MAX_IMAGE_BYTES",
     "MAX_IMAGE_PIXELS",
     "BearerAuth",
+    "NetworkFailure",
     "Reply",
     "SessionPool",
     "error_for_status",
     "fetch_image",
-    "inspect_image",
-    "parse_generation",
     "post_json",
 ]
 
@@ -53,7 +48,6 @@ MAX_REDIRECTS = 5
 CONNECT_TIMEOUT_MAX_S = 10.0  # the connect timeout is min(this, the client's timeout)
 USER_AGENT = f"mai_image_nb/{__version__}"
 _CHUNK = 64 * 1024
-_FORMATS = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp"}
 
 # One table from status code to error class; anything else is a plain APIStatusError.
 STATUS_ERRORS: dict[int, type[APIStatusError]] = {
@@ -78,32 +72,56 @@ class BearerAuth(requests.auth.AuthBase):
 
 
 class SessionPool:
-    """One `requests.Session` per thread and purpose, all closed by `close()`."""
+    """Sessions lent to one call at a time; up to `max_idle` per purpose kept for reuse.
 
-    def __init__(self) -> None:
-        self._local = threading.local()
+    A session goes back to the pool when its call ends (not when a thread dies), so the
+    connections stay bounded however many worker threads come and go; one returned to a
+    full pool, or after `close()`, is closed at once.
+    """
+
+    def __init__(self, max_idle: int = 4) -> None:
+        self.max_idle = max_idle
         self._lock = threading.Lock()
-        self._all: list[requests.Session] = []
+        self._idle: dict[str, list[requests.Session]] = {}
+        self._lent = 0
         self._closed = False
 
-    def get(self, purpose: str) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, purpose, None)
+    @contextmanager
+    def session(self, purpose: str) -> Iterator[requests.Session]:
+        """A session for `purpose` ("api", "download") for the `with` block (after `close()`,
+        a fresh one that is closed at the end)."""
+        with self._lock:
+            idle = self._idle.setdefault(purpose, [])
+            session = idle.pop() if idle else None
+            self._lent += 1
         if session is None:
             session = requests.Session()
             session.headers["User-Agent"] = USER_AGENT
             session.max_redirects = MAX_REDIRECTS
+        try:
+            yield session
+        finally:
             with self._lock:
-                if self._closed:
-                    session.close()
-                    raise APIConnectionError("the client is closed")
-                self._all.append(session)
-            setattr(self._local, purpose, session)
-        return session
+                self._lent -= 1
+                idle = self._idle.setdefault(purpose, [])
+                keep = not self._closed and len(idle) < self.max_idle
+                if keep:
+                    idle.append(session)
+            if not keep:
+                _close_session(session)
+
+    @property
+    def open_sessions(self) -> int:
+        """Sessions lent out or kept idle now (for leak checks)."""
+        with self._lock:
+            return self._lent + sum(len(idle) for idle in self._idle.values())
 
     def close(self) -> None:
+        """Close every idle session; those lent out are closed when their call ends."""
         with self._lock:
             self._closed = True
-            sessions, self._all = self._all, []
+            sessions = [s for idle in self._idle.values() for s in idle]
+            self._idle = {}
         for session in sessions:
             _close_session(session)
 
@@ -167,6 +185,22 @@ def _timeouts(timeout_s: float) -> tuple[float, float]:
     return min(CONNECT_TIMEOUT_MAX_S, timeout_s), timeout_s
 
 
+@dataclass(frozen=True)
+class NetworkFailure:
+    """An attempt that got no HTTP answer: the caller builds the one error to raise from it."""
+
+    kind: Literal["timeout", "connection", "redirects"]
+    detail: str
+
+
+def _failure(exc: requests.RequestException) -> NetworkFailure:
+    if isinstance(exc, requests.Timeout):
+        return NetworkFailure("timeout", _describe(exc))
+    if isinstance(exc, requests.TooManyRedirects):
+        return NetworkFailure("redirects", f"redirected more than {MAX_REDIRECTS} times")
+    return NetworkFailure("connection", _describe(exc))
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return re.sub(r"\s+", " ", text)[:300]
@@ -179,14 +213,13 @@ def post_json(
     *,
     auth: BearerAuth | None,
     timeout_s: float,
-) -> Reply:
-    """POST `body` once and read the answer; network failures become our errors.
+) -> Reply | NetworkFailure:
+    """POST `body` once and read the answer; a network failure is returned, not raised.
 
     The body is read in chunks up to a cap (a base64 image at the size cap, plus room
     for the JSON around it), so a hostile or broken answer cannot exhaust memory.
 
     Raises:
-        APIConnectionError / APITimeoutError: the request failed on the network.
         ResponseError: a 2xx answer larger than the cap.
     """
     try:
@@ -199,10 +232,8 @@ def post_json(
             stream=True,
         ) as response:
             return _read_reply(response, MAX_ANSWER_BYTES, what="the answer")
-    except requests.Timeout as exc:
-        raise APITimeoutError(f"timed out after {timeout_s:g} s: {_describe(exc)}") from None
     except requests.RequestException as exc:
-        raise APIConnectionError(f"connection failed: {_describe(exc)}") from None
+        return _failure(exc)
 
 
 def _server_message(body: bytes) -> tuple[str | None, str | None, str | None]:
@@ -233,14 +264,16 @@ def _server_message(body: bytes) -> tuple[str | None, str | None, str | None]:
     )
 
 
-def error_for_status(reply: Reply) -> APIStatusError:
-    """The error for an HTTP error answer: the server's own message, else the status text."""
+def error_for_status(reply: Reply, note: str = "") -> APIStatusError:
+    """The error for an HTTP error answer: the server's own message (else the status text),
+    then `note` (e.g. why it was not retried)."""
     message, request_id, kind = _server_message(reply.body)
     if not message:
         message = _STATUS_TEXT.get(reply.status, "error")
     request_id = request_id or reply.headers.get("x-request-id")
     cls = STATUS_ERRORS.get(reply.status, APIStatusError)
-    return cls(message[:1000], status_code=reply.status, request_id=request_id, kind=kind)
+    text = message[:1000] + note
+    return cls(text, status_code=reply.status, request_id=request_id, kind=kind)
 
 
 _STATUS_TEXT = {
@@ -259,82 +292,10 @@ _STATUS_TEXT = {
 }
 
 
-@dataclass(frozen=True)
-class ImageRef:
-    """Where the answer's image is: a URL to fetch, or bytes already decoded from base64."""
-
-    url: str | None
-    data: bytes | None
-
-
-def parse_generation(body: bytes) -> tuple[ImageRef, Usage | None]:
-    """Read a 2xx body: the first image and the usage it reports.
-
-    Usage is returned even when the image part is unusable, so the spend is counted
-    (the service may have charged for it); callers check `ImageRef` afterwards.
-
-    Raises:
-        ResponseError: the body is not JSON, or holds no usable image reference.
-    """
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise ResponseError(
-            f"the service answered 2xx with a body that is not JSON ({len(body)} bytes)"
-        ) from None
-    if not isinstance(payload, dict):
-        raise ResponseError("the service answered 2xx with JSON that is not an object")
-    usage = _parse_usage(payload.get("meta"))
-    data = payload.get("data")
-    if not isinstance(data, list) or not data:
-        raise _ChargedResponseError(
-            "the answer holds no images ('data' is missing or empty)", usage
-        )
-    first = data[0]
-    if not isinstance(first, dict):
-        raise _ChargedResponseError("the answer's first image is not an object", usage)
-    b64 = first.get("b64_json")
-    url = first.get("url")
-    if isinstance(b64, str) and b64:
-        try:
-            decoded = base64.b64decode(b64, validate=True)
-        except (binascii.Error, ValueError):
-            raise _ChargedResponseError(
-                "the answer's b64_json is not valid base64", usage
-            ) from None
-        return ImageRef(None, decoded), usage
-    if isinstance(url, str) and url.startswith(("http://", "https://")):
-        return ImageRef(url, None), usage
-    raise _ChargedResponseError("the answer's image has neither a usable url nor b64_json", usage)
-
-
-class _ChargedResponseError(ResponseError):
-    """A ResponseError raised after the body reported usage (so it is still counted)."""
-
-    def __init__(self, message: str, usage: Usage | None) -> None:
-        super().__init__(message)
-        self.usage = usage
-
-
-def _parse_usage(meta: object) -> Usage | None:
-    if not isinstance(meta, dict):
-        return None
-    usage = meta.get("usage")
-    if not isinstance(usage, dict):
-        return None
-    credits, usd = usage.get("credits_used"), usage.get("usd_spent")
-    if isinstance(usd, bool) or not isinstance(usd, (int, float)) or not usd >= 0:
-        return None
-    if isinstance(credits, bool) or not isinstance(credits, (int, float)):
-        credits = 0.0
-    return Usage(credits_used=float(credits), usd_spent=float(usd))
-
-
-def fetch_image(session: requests.Session, url: str, *, timeout_s: float) -> Reply:
+def fetch_image(session: requests.Session, url: str, *, timeout_s: float) -> Reply | NetworkFailure:
     """GET an image URL once (no key: `session` never carries one), capped at 50 MiB.
 
     Raises:
-        APIConnectionError / APITimeoutError: the download failed on the network.
         ResponseError: the body is larger than the cap.
     """
     try:
@@ -342,46 +303,5 @@ def fetch_image(session: requests.Session, url: str, *, timeout_s: float) -> Rep
             url, timeout=_timeouts(timeout_s), stream=True, allow_redirects=True
         ) as response:
             return _read_reply(response, MAX_IMAGE_BYTES, what="the image")
-    except requests.Timeout as exc:
-        raise APITimeoutError(f"image download timed out: {_describe(exc)}") from None
-    except requests.TooManyRedirects:
-        raise ResponseError(f"the image URL redirected more than {MAX_REDIRECTS} times") from None
     except requests.RequestException as exc:
-        raise APIConnectionError(f"image download failed: {_describe(exc)}") from None
-
-
-def inspect_image(data: bytes) -> tuple[str, int, int]:
-    """(format, width, height) of an image we accept, reading only its header and checksums.
-
-    Raises:
-        ResponseError: not PNG/JPEG/WebP, damaged, or over 50 MiB or 40 megapixels.
-    """
-    if len(data) > MAX_IMAGE_BYTES:
-        raise ResponseError(f"the image is {len(data):,} bytes; the cap is {MAX_IMAGE_BYTES:,}")
-    if not data.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")) and not (
-        data[:4] == b"RIFF" and data[8:12] == b"WEBP"
-    ):
-        raise ResponseError(
-            f"the answer is not a PNG, JPEG or WebP image (starts with {data[:8]!r})"
-        )
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=list(_FORMATS)) as image:
-                width, height = image.size
-                image_format = _FORMATS[str(image.format)]
-                if width * height > MAX_IMAGE_PIXELS:
-                    raise ResponseError(
-                        f"the image is {width}×{height} pixels; the cap is "
-                        f"{MAX_IMAGE_PIXELS / 1e6:g} megapixels"
-                    )
-                image.verify()
-    except ResponseError:
-        raise
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-        raise ResponseError(
-            f"the image claims more pixels than the cap of {MAX_IMAGE_PIXELS / 1e6:g} megapixels"
-        ) from None
-    except Exception as exc:  # noqa: BLE001 - Pillow raises OSError, SyntaxError, struct.error…
-        raise ResponseError(f"the image could not be read: {_describe(exc)}") from None
-    return image_format, width, height
+        return _failure(exc)

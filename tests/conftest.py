@@ -21,21 +21,25 @@ from mai_image_nb.offline import OfflineServer
 CANARY_KEY = "sk-canary-3f9a7c41d2e84b6a"
 
 
-def pytest_deselected(items: list[pytest.Item]) -> None:
-    config = items[0].config if items else None
-    if config is not None:
-        config.stash[_DESELECTED] = config.stash.get(_DESELECTED, 0) + len(items)
-
-
 _DESELECTED = pytest.StashKey[int]()
 
 
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    if items:
+        config = items[0].config
+        config.stash[_DESELECTED] = config.stash.get(_DESELECTED, 0) + len(items)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    # `pytest -m e2e` on a machine where every e2e test was deselected is a success, not
-    # "no tests ran" (exit 5); a run that found no tests at all still fails.
-    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and session.config.stash.get(
-        _DESELECTED, 0
-    ):
+    # `pytest -m e2e` where the marker expression deselected every test is a success, not
+    # "no tests ran" (exit 5). Only a `-m` run without `-k` qualifies: a `-k` typo, or a run
+    # that collected nothing at all, still exits 5.
+    if exitstatus != pytest.ExitCode.NO_TESTS_COLLECTED:
+        return
+    config = session.config
+    markexpr = config.getoption("markexpr", default="") or ""
+    keyword = config.getoption("keyword", default="") or ""
+    if markexpr and not keyword and config.stash.get(_DESELECTED, 0) > 0:
         session.exitstatus = pytest.ExitCode.OK
 
 

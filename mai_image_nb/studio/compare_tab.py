@@ -13,7 +13,7 @@ from functools import partial
 
 import ipywidgets as w
 
-from mai_image_nb import display
+from mai_image_nb import display, previews
 from mai_image_nb.client import Client
 from mai_image_nb.comparison import Cell, Comparison
 from mai_image_nb.errors import (
@@ -311,7 +311,7 @@ class CompareTab(w.HBox):  # type: ignore[misc]
                 return history.thumbnail(gen.id, px)
             except (KeyError, MaiImageError):
                 pass  # not stored (the history could not be written): make one from the image
-        return display.preview_bytes(gen.image, px)
+        return previews.preview_bytes(gen.image, px)
 
     def open_cell(self, view: CellView) -> None:
         """Show a finished cell large, above the grid."""

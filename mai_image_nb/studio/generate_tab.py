@@ -17,7 +17,7 @@ from functools import partial
 
 import ipywidgets as w
 
-from mai_image_nb import display, pngmeta
+from mai_image_nb import imagemeta, previews
 from mai_image_nb.client import Client
 from mai_image_nb.errors import (
     BudgetExceededError,
@@ -85,8 +85,9 @@ class GenerateTab(w.HBox):  # type: ignore[misc]
             tooltip="Same settings, another image (the next unused sample)",
         )  # fmt: skip
         self.upload = w.FileUpload(
-            accept=".png,image/png", multiple=False, description="Open PNG", layout=_auto(),
-            tooltip="A PNG made by this toolkit: its settings fill this form",
+            accept=".png,.jpg,.jpeg,.webp,image/png,image/jpeg,image/webp", multiple=False,
+            description="Open image", layout=_auto(),
+            tooltip="A PNG, JPEG or WebP saved by this toolkit: its settings fill this form",
         )  # fmt: skip
         self.status_line = Html(status_html("idle", "Ready."))
 
@@ -279,7 +280,7 @@ class GenerateTab(w.HBox):  # type: ignore[misc]
                 if made:
                     break
                 raise
-            made.append((gen, display.preview_bytes(gen.image)))
+            made.append((gen, previews.preview_bytes(gen.image)))
             if len(batch) > 1:
                 self._show("busy", f"Generating… {len(made)} of {len(batch)}")
         return made
@@ -315,7 +316,7 @@ class GenerateTab(w.HBox):  # type: ignore[misc]
     def _draw_strip(self, made: list[tuple[Generation, bytes]]) -> None:
         cards: list[w.Widget] = []
         for gen, preview in made:
-            thumb = display.preview_bytes(gen.image, STRIP_PX)
+            thumb = previews.preview_bytes(gen.image, STRIP_PX)
             image = w.Image(value=thumb, format="jpeg")
             image.add_class("mai-strip-thumb")
             button = w.Button(description=f"#{gen.sample}", layout=_auto(), tooltip="Show this one")
@@ -365,9 +366,9 @@ class GenerateTab(w.HBox):  # type: ignore[misc]
         name, content = item["name"], bytes(item["content"])
         self.upload.value = ()  # the file's bytes do not stay in the widget (or the notebook)
         try:
-            kwargs = pngmeta.read_params(content)
+            kwargs = imagemeta.read_params(content)
         except (MaiImageError, OSError, ValueError):
-            self._show("error", f"{name} has no settings from this toolkit: pick a PNG it made.")
+            self._show("error", f"{name} has no settings from this toolkit: pick one it saved.")
             return
         self.inputs.apply(validate_params(**kwargs, model=self.client.model))
         self._show("ok", f"Settings from {name} filled in: press Generate.")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 import ipywidgets as w
 import traitlets
 
-from mai_image_nb import display, pngmeta
+from mai_image_nb import _files, display
 from mai_image_nb.errors import MaiImageError, ValidationError
 from mai_image_nb.params import ASPECT_RATIOS, IMAGE_SIZES
 
@@ -210,7 +210,7 @@ def file_name_for(prompt: str, *, fallback: str = "image", suffix: str = ".png")
     Long prompts are cut at a word boundary (a dash), never in the middle of a word; a
     single first word longer than the limit is kept whole up to the limit.
     """
-    slug = pngmeta.slugify(prompt, 4 * FILE_SLUG_CHARS + 1)
+    slug = _files.slugify(prompt, 4 * FILE_SLUG_CHARS + 1)
     if len(slug) > FILE_SLUG_CHARS:
         cut = slug[: FILE_SLUG_CHARS + 1].rfind("-")
         slug = slug[:cut] if cut > 0 else slug[:FILE_SLUG_CHARS]

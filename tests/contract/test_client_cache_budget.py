@@ -157,6 +157,7 @@ def test_sixteen_threads_cannot_pass_the_budget(server: OfflineServer, k: int) -
             t.start()
         for t in threads:
             t.join(timeout=30)
+        assert not any(t.is_alive() for t in threads), "a caller thread did not end"
         assert c.spent_usd <= budget
     assert server.post_count <= k
     assert sum(isinstance(o, mai.Generation) for o in outcomes) == server.post_count

@@ -11,6 +11,7 @@ from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
+import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -283,7 +284,7 @@ def test_backoff_wait_can_be_cancelled(server: OfflineServer) -> None:
         worker.start()
         deadline = threading.Event()
         for _ in range(500):
-            if c._gate.remaining_s() > 0:
+            if c._calls.gate.remaining_s() > 0:
                 break
             deadline.wait(0.01)
         cancel.set()
@@ -326,12 +327,13 @@ def test_html_error_page_gives_the_status_line(client: mai.Client, server: Offli
 def test_simulator_validation_400_message_is_shown(
     client: mai.Client, server: OfflineServer
 ) -> None:
-    from mai_image_nb.transport import post_json
+    from mai_image_nb.transport import Reply, post_json
 
-    session = client._sessions.get("api")
-    reply = post_json(
-        session, server.url + "/v1/images/generations", {"model": "x"}, auth=None, timeout_s=5
-    )
+    with requests.Session() as session:
+        reply = post_json(
+            session, server.url + "/v1/images/generations", {"model": "x"}, auth=None, timeout_s=5
+        )
+    assert isinstance(reply, Reply)
     assert reply.status == 400
     body = json.loads(reply.body)
     assert body["requestId"]

@@ -2,7 +2,9 @@
 
 Adding an id again replaces its record (API.md). A writer killed at each step of that save
 (after the temporary file, after the rename, after the commit) must leave the record all old or
-all new: its row and its image from the same version, never the old row over the new image.
+all new: its row and its image from the same version, never the old row over the new image. A
+new image renamed into place is paid for and whole, so reopening adopts it (the replace is
+rolled forward); only a save killed before its image landed leaves the old version.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ def test_each_step_of_replacing_a_record_is_all_old_or_all_new(tmp_path: Path, p
     assert run.returncode == -signal.SIGKILL, run.stderr.decode(errors="replace")
     printed = run.stdout.decode().split()
     assert printed == (["old", "new"] if point == "after_commit" else ["old"])
-    expected = NEW if point == "after_commit" else OLD
+    # after the rename the new image is paid and whole: reopening adopts it (roll forward)
+    expected = OLD if point == "after_temp" else NEW
     assert _version_of(folder) == expected
     check_folder(folder, [RECORD_ID])  # integrity, no temporary file, no orphan image
     assert len(list((folder / "images").iterdir())) == 1

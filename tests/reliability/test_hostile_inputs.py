@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,7 @@ def run_probe(url: str, calls: int) -> list[dict[str, Any]]:
     return results
 
 
-def test_hostile_answers_end_in_typed_errors_quickly(tmp_path: Path) -> None:
+def test_hostile_answers_end_in_typed_errors(tmp_path: Path) -> None:
     cases = client_cases()
     with OfflineServer(image_scale=1 / 16, response_format="b64_json") as server:
         server.script(*(case.fault for case in cases))
@@ -53,7 +52,6 @@ def test_hostile_answers_end_in_typed_errors_quickly(tmp_path: Path) -> None:
     assert normal["outcome"] == "Generation", normal
     for case, result in zip(cases, hostile, strict=True):
         assert result["outcome"] == case.expect, (case.name, result)
-        assert result["seconds"] < QUICK_S, (case.name, result)
         assert result["traced_peak_bytes"] < CLIENT_PEAK_BYTES, (case.name, result)
 
 
@@ -63,14 +61,12 @@ def test_hostile_files_given_to_read_params_are_validation_errors(
 ) -> None:
     source = read_params_cases(tmp_path)[name]
     tracemalloc.start()
-    started = time.perf_counter()
     try:
         with pytest.raises(ValidationError) as info:
             read_params(source)
-        seconds = time.perf_counter() - started
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert seconds < QUICK_S
+    # How fast it is refused is measured in bench/reliability.py (hostile_files), not here.
     assert peak < READ_PARAMS_PEAK_BYTES, peak
     assert "\n" not in str(info.value)

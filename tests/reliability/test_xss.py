@@ -3,7 +3,7 @@
 The check is differential: the tags and attribute names of every HTML a display path makes
 are the same (for pure renderers) or a subset (for the whole panel) of what a plain text
 gives, and the hostile text shows up as visible text. Paths: `Generation._repr_html_`,
-`display.generation_caption`, `Comparison._repr_html_`, the Studio's status lines, details,
+`generation.generation_caption`, `Comparison._repr_html_`, the Studio's status lines, details,
 captions, cell errors and gallery, with user text and with error bodies a server controls
 (`message`, `kind`, `requestId`). tests/widgets/test_panel.py holds the one-payload version.
 """
@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 import mai_image_nb as mai
 from mai_image_nb import display, errors
 from mai_image_nb.comparison import Cell, Comparison
-from mai_image_nb.generation import Generation
+from mai_image_nb.generation import Generation, generation_caption
 from mai_image_nb.offline import Fault, OfflineServer
 from mai_image_nb.studio import Studio
 from mai_image_nb.studio.gallery import caption_html
@@ -87,9 +87,9 @@ def _assert_same_shape(render: Callable[[str], str], text: str) -> None:
 @settings(max_examples=150, deadline=None)
 @given(text=hostile_text)
 def test_generation_caption_and_repr_html_escape_any_prompt(text: str) -> None:
-    _assert_same_shape(lambda t: display.generation_caption(_gen(t)), text)
-    _assert_same_shape(lambda t: display.generation_caption(_gen(t, sample=3)), text)
-    _, visible = html_shape(display.generation_caption(_gen(text)))
+    _assert_same_shape(lambda t: generation_caption(_gen(t)), text)
+    _assert_same_shape(lambda t: generation_caption(_gen(t, sample=3)), text)
+    _, visible = html_shape(generation_caption(_gen(text)))
     assert display.short_prompt(text) in visible
     _assert_same_shape(lambda t: _gen(t)._repr_html_(), text)
 

@@ -90,7 +90,7 @@ def _arm(point: str) -> None:
     real_replace = os.replace
 
     def replace(src: Any, dst: Any, **kwargs: Any) -> None:
-        if Path(dst).parent.name != "images":
+        if Path(dst).parent.name != "images":  # records and thumbnails: no crash point
             real_replace(src, dst, **kwargs)
             return
         if point == "after_temp":

@@ -6,11 +6,9 @@ import csv
 import io
 import json
 import sqlite3
-import statistics
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import datetime, timedelta, timezone
@@ -19,7 +17,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from mai_image_nb import _sqlite, display
+from mai_image_nb import _records, _sqlite, previews
 from mai_image_nb import history as history_module
 from mai_image_nb.errors import MaiImageError, ValidationError
 from mai_image_nb.export import RECORD_FIELDS
@@ -32,7 +30,7 @@ from .crash_writer import image_bytes, key_of, make_generation
 
 REPO = Path(__file__).resolve().parents[2]
 CANARY = "sk-canary-history-7d1e0b9c"
-LOOKUP_MEDIAN_LIMIT_S = 0.002
+TINY_PNG = image_bytes(0, size=(8, 8))
 
 
 @pytest.fixture
@@ -435,14 +433,14 @@ def test_thumbnail_is_made_once_and_kept(history: History, monkeypatch: pytest.M
     gen = make_generation("t", data=image_bytes(1, size=(600, 300)))
     history.add(gen, cache_key="k")
     made = 0
-    real = display.preview_bytes
+    real = previews.preview_bytes
 
     def counting(image: Image.Image, max_px: int = 512) -> bytes:
         nonlocal made
         made += 1
         return real(image, max_px)
 
-    monkeypatch.setattr(display, "preview_bytes", counting)
+    monkeypatch.setattr(previews, "preview_bytes", counting)
     first = history.thumbnail("t")
     path = history.path / "thumbs" / "t.jpg"
     stat = path.stat()
@@ -638,7 +636,7 @@ def test_migration_from_version_1_indexes_existing_rows(tmp_path: Path) -> None:
         assert h._has_fts
         assert [g.id for g in h.search("lighthouse")] == ["a"]
     with closing(sqlite3.connect(folder / DB_NAME)) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(_sqlite.MIGRATIONS)
 
 
 def test_a_newer_schema_is_refused_clearly(tmp_path: Path) -> None:
@@ -650,28 +648,50 @@ def test_a_newer_schema_is_refused_clearly(tmp_path: Path) -> None:
         History(folder)
 
 
-def test_a_damaged_database_is_named_in_the_error(tmp_path: Path) -> None:
+def test_a_damaged_database_is_moved_aside_and_rebuilt(tmp_path: Path) -> None:
     folder = tmp_path / "h"
-    folder.mkdir()
-    (folder / DB_NAME).write_bytes(b"this is not a database" * 100)
-    with pytest.raises(MaiImageError, match="damaged") as info:
-        History(folder)
-    assert str(folder / DB_NAME) in str(info.value)
+    with History(folder) as h:
+        add(h, "a", "a red fox")
+        add(h, "b", "a blue owl")
+    garbage = b"this is not a database" * 100
+    (folder / DB_NAME).write_bytes(garbage)
+    with History(folder) as h:
+        assert [g.id for g in h] == ["b", "a"]
+        assert h["a"].prompt == "a red fox"
+        assert h["b"].data == make_generation("b").data
+    (aside,) = folder.glob(f"{DB_NAME}.damaged-*")
+    assert aside.read_bytes() == garbage  # kept, never deleted
+    assert integrity(folder) == "ok"
 
 
-def test_leftovers_of_a_killed_writer_are_removed_on_open(tmp_path: Path) -> None:
+def test_the_damaged_message_no_longer_says_to_move_the_file(tmp_path: Path) -> None:
+    damage = sqlite3.DatabaseError("file is not a database")
+    error = _sqlite.history_error(tmp_path / DB_NAME, damage)
+    assert "rebuild" in str(error)
+    assert "move it aside" not in str(error)
+
+
+def test_leftovers_of_a_killed_writer_are_removed_and_orphans_adopted(tmp_path: Path) -> None:
     folder = tmp_path / "h"
     with History(folder) as h:
         add(h, "kept")
+        add(h, "orphan")
         h.thumbnail("kept")
-    images, thumbs = folder / "images", folder / "thumbs"
+    with closing(sqlite3.connect(folder / DB_NAME)) as conn, conn:
+        conn.execute("DELETE FROM generations WHERE id = 'orphan'")  # as if killed before it
+    images, thumbs, records = folder / "images", folder / "thumbs", folder / "records"
     (images / ".kept.png.abc123.tmp").write_bytes(b"half")
-    (images / "orphan.png").write_bytes(image_bytes(3))
+    (records / ".kept.png.json.abc123.tmp").write_bytes(b"half")
+    (records / "never-landed.png.json").write_bytes(b"{}")  # its image was never renamed in
+    (images / "unknown.png").write_bytes(image_bytes(3))  # nothing says what it is: kept
     (thumbs / ".kept.jpg.def456.tmp").write_bytes(b"half")
-    (thumbs / "orphan.jpg").write_bytes(b"x")
+    (thumbs / "gone.jpg").write_bytes(b"x")
     with History(folder) as h:
-        assert [g.id for g in h] == ["kept"]
-    assert sorted(p.name for p in images.iterdir()) == ["kept.png"]
+        assert [g.id for g in h] == ["orphan", "kept"]
+        assert h["orphan"].data == make_generation("orphan").data
+        assert h["orphan"].prompt == "a lighthouse at dusk orphan"
+    assert sorted(p.name for p in images.iterdir()) == ["kept.png", "orphan.png", "unknown.png"]
+    assert sorted(p.name for p in records.iterdir()) == ["kept.png.json", "orphan.png.json"]
     assert sorted(p.name for p in thumbs.iterdir()) == ["kept.jpg"]
 
 
@@ -688,32 +708,31 @@ def fill(folder: Path, n: int) -> list[str]:
         params = Params(prompt=f"prompt number {i} of a lighthouse {i % 97}", sample=i % 3)
         key = cache_key(params, "offline")
         keys.append(key)
-        rows.append(
-            (f"g{i:06d}", i + 1, key, "offline", params.model, params.prompt, "1:1", 1.0,
-             None, None, params.sample, (base + timedelta(seconds=i)).isoformat(), 8, 8, "png",
-             f"g{i:06d}.png", None, 1.0, 0.0627, 0.5)
+        gen = make_generation(
+            f"g{i:06d}", params.prompt, data=TINY_PNG, sample=params.sample,
+            created=base + timedelta(seconds=i), usage=Usage(credits_used=1.0, usd_spent=0.0627),
         )  # fmt: skip
+        rows.append(_records.row_of(gen, cache_key=key, file=f"g{i:06d}.png", seq=i + 1))
+    columns = ", ".join(_records.COLUMNS)
+    names = ", ".join(f":{name}" for name in _records.COLUMNS)
     with closing(sqlite3.connect(folder / DB_NAME)) as conn, conn:
-        conn.executemany(f"INSERT INTO generations VALUES ({', '.join('?' * 20)})", rows)
+        conn.executemany(f"INSERT INTO generations ({columns}) VALUES ({names})", rows)
     return keys
 
 
-def test_lookup_and_search_stay_fast_at_10000(tmp_path: Path) -> None:
+def test_lookup_and_search_at_10000(tmp_path: Path) -> None:
+    """Correct answers at 10,000 rows; their speed is measured in bench/ (bench_studio)."""
     keys = fill(tmp_path / "h", 10_000)
     with History(tmp_path / "h") as h:
         assert len(h) == 10_000
-        samples = []
         for key in keys[::100]:
-            started = time.perf_counter()
             found = h.lookup(key)
-            samples.append(time.perf_counter() - started)
             assert found is not None
-        assert statistics.median(samples) <= LOOKUP_MEDIAN_LIMIT_S
-        started = time.perf_counter()
+            assert cache_key(found.params, found.service) == key
         page = h.search("lighthouse 42", limit=24, offset=24)
         assert h.count("lighthouse") == 10_000
-        assert time.perf_counter() - started < 0.5
         assert len(page) == 24
+        assert all("lighthouse 42" in g.prompt for g in page)
 
 
 def test_export_csv_keeps_formulas_inert(history: History, tmp_path: Path) -> None:

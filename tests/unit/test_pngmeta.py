@@ -7,7 +7,6 @@ import io
 import json
 import os
 import struct
-import time
 import tracemalloc
 import unicodedata
 import zlib
@@ -20,24 +19,21 @@ from hypothesis import strategies as st
 from PIL import Image, PngImagePlugin
 
 from mai_image_nb import pngmeta
-from mai_image_nb._version import __version__
-from mai_image_nb.errors import ValidationError
-from mai_image_nb.pngmeta import (
+from mai_image_nb._files import (
     MAX_NAME_BYTES,
-    embed_params,
-    read_params,
-    read_record,
     safe_filename,
     unique_path,
     write_atomic,
     write_new_file,
 )
+from mai_image_nb._version import __version__
+from mai_image_nb.errors import ValidationError
+from mai_image_nb.pngmeta import embed_params, read_params, read_record
 
 from .crash_writer import image_bytes, make_generation
 
 SIG = b"\x89PNG\r\n\x1a\n"
 MIB = 1024 * 1024
-QUICK_S = 2.0  # a hostile input must be refused well within this
 
 prompts = st.text(alphabet=st.characters(exclude_categories=["Cs"]), min_size=1, max_size=4000)
 
@@ -250,10 +246,8 @@ BAD_INPUTS = [
 
 @pytest.mark.parametrize("data", BAD_INPUTS)
 def test_bad_inputs_are_validation_errors(data: bytes) -> None:
-    started = time.perf_counter()
     with pytest.raises(ValidationError) as info:
         read_params(data)
-    assert time.perf_counter() - started < QUICK_S
     assert str(info.value)  # a readable one-line message
     assert "\n" not in str(info.value)
 
@@ -314,22 +308,24 @@ def test_compressed_text_bomb_is_refused_quickly(kind: str, bomb_100mib: bytes) 
     prefix = b"mai_image_nb\x00\x01\x00\x00\x00" if kind == "iTXt" else b"mai_image_nb\x00\x00"
     png = with_chunks(plain_png(), chunk(kind.encode(), prefix + bomb_100mib))
     tracemalloc.start()
-    started = time.perf_counter()
     try:
         with pytest.raises(ValidationError, match="larger than"):
             read_params(png)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert time.perf_counter() - started < QUICK_S
-    assert peak < 4 * MIB
+    assert peak < 4 * MIB  # inflating 100 MiB would hold it; its speed is in bench/reliability
 
 
 def test_bomb_under_another_keyword_is_never_inflated(bomb_100mib: bytes) -> None:
     png = with_chunks(GOOD, chunk(b"zTXt", b"Comment\x00\x00" + bomb_100mib))
-    started = time.perf_counter()
-    assert read_params(png)["prompt"] == "a lighthouse at dusk"
-    assert time.perf_counter() - started < QUICK_S / 4
+    tracemalloc.start()
+    try:
+        assert read_params(png)["prompt"] == "a lighthouse at dusk"
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * MIB  # the other chunk is skipped, never inflated
 
 
 def test_plain_text_over_the_limit_is_refused() -> None:
@@ -341,11 +337,9 @@ def test_plain_text_over_the_limit_is_refused() -> None:
 @pytest.mark.parametrize("side", [20_000, 10_000])
 def test_huge_dimensions_are_never_decoded(side: int) -> None:
     png = SIG + ihdr(side, side) + GOOD[8 + 25 :]
-    started = time.perf_counter()
     assert read_params(png)["prompt"] == "a lighthouse at dusk"
     with pytest.raises(ValidationError, match="no 'mai_image_nb'"):
         read_params(SIG + ihdr(side, side) + plain_png()[33:])
-    assert time.perf_counter() - started < QUICK_S
 
 
 def test_60_mib_file_is_streamed_not_loaded(tmp_path: Path) -> None:
@@ -357,14 +351,12 @@ def test_60_mib_file_is_streamed_not_loaded(tmp_path: Path) -> None:
         file.seek(0, os.SEEK_END)
         file.write(b"\x00" * 4 + itxt(pngmeta.KEYWORD, b'{"prompt": "x"}') + chunk(b"IEND", b""))
     tracemalloc.start()
-    started = time.perf_counter()
     try:
         with pytest.raises(ValidationError):
             read_params(path)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert time.perf_counter() - started < QUICK_S
     assert peak < MIB
 
 

@@ -1,0 +1,149 @@
+"""Opening a history's database: migrated and reconciled, rebuilt when damaged, or read-only.
+
+A damaged database is moved aside (never deleted) and rebuilt from the records beside the
+images. A folder that cannot be written is served read-only: from its database file when it
+opens, else from an index rebuilt in memory. Imports nothing from the package but
+`_reconcile`, `_sqlite` and `errors`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import quote
+
+from . import _sqlite
+from ._reconcile import Folder, reconcile
+
+__all__ = ["Opened", "move_aside", "open_database"]
+
+_memory_ids = itertools.count()
+RECONCILE_WAIT_S = 0.25  # how long an open waits for another process's write to reconcile
+
+
+@dataclass(frozen=True)
+class Opened:
+    writer: sqlite3.Connection
+    connect_reader: Callable[[], sqlite3.Connection]
+    read_only_cause: str | None  # why the folder is served read-only, None when writable
+
+
+def move_aside(db_path: Path) -> Path:
+    """Keep a damaged database (and its WAL files) as `<name>.damaged-<UTC timestamp>`."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    target = db_path.with_name(f"{db_path.name}.damaged-{stamp}")
+    for n in itertools.count(2):
+        if not target.exists():
+            break
+        target = db_path.with_name(f"{db_path.name}.damaged-{stamp}-{n}")
+    db_path.replace(target)
+    for suffix in ("-wal", "-shm"):
+        extra = db_path.with_name(db_path.name + suffix)
+        if extra.exists():
+            extra.replace(target.with_name(target.name + suffix))
+    return target
+
+
+def open_database(folder: Folder, db_path: Path, read_only_cause: str | None) -> Opened:
+    """The writer and a reader factory for the history in `folder`.
+
+    Raises:
+        MaiImageError: the database is locked, or from a newer version of the package.
+    """
+    if read_only_cause is None:
+        opened = _open_writable(folder, db_path)
+        if isinstance(opened, Opened):
+            return opened
+        read_only_cause = opened
+    return _open_read_only(folder, db_path, read_only_cause)
+
+
+def _open_writable(folder: Folder, db_path: Path) -> Opened | str:
+    """The writer on the database file, or why it cannot be written (full disk, read-only)."""
+    for attempt in range(2):
+        conn: sqlite3.Connection | None = None
+        try:
+            conn = _sqlite.connect(db_path)
+            _sqlite.migrate(conn, db_path)
+            _reconcile_on_open(conn, folder)
+        except sqlite3.Error as exc:
+            if conn is not None:
+                conn.close()
+            if _sqlite.is_damage(exc) and attempt == 0:
+                move_aside(db_path)
+                continue
+            if _sqlite.is_unwritable(exc):
+                return str(exc)  # full disk, read-only file, I/O: served read-only
+            raise _sqlite.history_error(db_path, exc) from exc
+        except BaseException:
+            if conn is not None:
+                conn.close()
+            raise
+        return Opened(conn, lambda: _sqlite.connect(db_path, readonly=True), None)
+    raise AssertionError("unreachable: the second attempt returns or raises")
+
+
+def _reconcile_on_open(conn: sqlite3.Connection, folder: Folder) -> None:
+    """Reconcile the folder; when the database has rows, only if the write lock is free soon.
+
+    An empty database (new, or lost) must be rebuilt before anything is served, so that
+    waits as long as any write. Otherwise adopting a killed writer's orphan can wait for
+    the next open: a reader opening while another process writes continuously is not kept
+    waiting for the lock, and the orphan's files stay where they are meanwhile.
+    """
+    must = conn.execute("SELECT 1 FROM generations LIMIT 1").fetchone() is None
+    if not must:
+        conn.execute(f"PRAGMA busy_timeout = {int(RECONCILE_WAIT_S * 1000)}")
+    try:
+        with _sqlite.immediate(conn):
+            reconcile(conn, folder, writable=True)
+    except sqlite3.OperationalError as exc:
+        if must or "locked" not in str(exc):
+            raise
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(_sqlite.BUSY_TIMEOUT_S * 1000)}")
+
+
+def _open_read_only(folder: Folder, db_path: Path, cause: str) -> Opened:
+    """The database file opened read-only, or (missing, damaged) an index in memory rebuilt
+    from the records, so a folder that cannot be written still serves its images."""
+    if db_path.exists():
+        # immutable=1 (no -shm needed, the WAL ignored) only where nothing can write anyway
+        frozen = not os.access(db_path.parent, os.W_OK)
+        for options in ("mode=ro", "mode=ro&immutable=1") if frozen else ("mode=ro",):
+            uri = f"file:{quote(str(db_path))}?{options}"
+            opened = _try_read_only(uri, db_path, cause)
+            if opened is not None:
+                return opened
+    name = f"file:mai-history-{os.getpid()}-{next(_memory_ids)}?mode=memory&cache=shared"
+    conn = _sqlite.connect(name, uri=True)
+    try:
+        _sqlite.migrate(conn, db_path)
+        with _sqlite.immediate(conn):
+            reconcile(conn, folder, writable=False)
+    except BaseException:
+        conn.close()
+        raise
+    return Opened(conn, lambda: _sqlite.connect(name, readonly=True, uri=True), cause)
+
+
+def _try_read_only(uri: str, db_path: Path, cause: str) -> Opened | None:
+    try:
+        conn = _sqlite.connect(uri, readonly=True, uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        conn.execute("SELECT COUNT(*) FROM generations").fetchone()
+    except sqlite3.Error:
+        conn.close()
+        return None
+    if version > len(_sqlite.MIGRATIONS):
+        conn.close()
+        raise _sqlite.newer_schema_error(db_path, version)
+    return Opened(conn, lambda: _sqlite.connect(uri, readonly=True, uri=True), cause)
