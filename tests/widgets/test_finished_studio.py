@@ -383,3 +383,11 @@ def test_the_studio_has_a_static_fallback_for_saved_notebooks(studio: Studio) ->
 )
 def test_file_names_are_cut_at_word_boundaries(prompt: str, name: str) -> None:
     assert file_name_for(prompt) == name
+
+
+def test_the_header_redraws_from_one_method_with_extra_pieces(studio: Studio) -> None:
+    """Others (the classroom's budget left) add a piece to the header line; refresh shows it."""
+    studio.header.extras.append(lambda: '<span class="mai-class-budget">class: $3.00 left</span>')
+    studio.header.refresh()
+    assert "class: $3.00 left" in visible(studio.header.value)
+    assert "$" not in studio.header.value  # MathJax-safe like the rest
