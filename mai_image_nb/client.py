@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from . import answers, retry, transport
-from ._userwarn import warn_user
 from .errors import CancelledError, MaiImageError, ResponseError
 from .generation import Generation
 from .http_calls import Caller
@@ -33,6 +32,7 @@ from .params import (
 )
 from .settings import DEFAULT_BASE_URL, open_history, resolve_connection
 from .spend import Reservation, SpendTracker
+from .store import GenerationStore
 from .usage import Usage
 
 if TYPE_CHECKING:
@@ -90,9 +90,6 @@ class Client:
         self._closed = False
         self._last_usd: float | None = None
         self._last_usd_loaded = False
-        self._memory: dict[str, Generation] = {}
-        self._memory_lock = threading.Lock()
-        self._store_warned = False
         self._server: OfflineServer | None = None
         self._listeners = Listeners()
 
@@ -115,15 +112,15 @@ class Client:
             auth=auth, clock=self._clock, rand=random.random, max_idle_sessions=self.max_workers
         )
 
-        self._history = open_history(history)
-        self._owns_history = self._history is not None and self._history is not history
+        opened = open_history(history)
+        self._store = GenerationStore(opened, owns_history=opened is not history)
 
     # -- settings and state --------------------------------------------------------------
 
     @property
     def history(self) -> History | None:
         """Where generations are kept (None with `history=False`: an in-memory cache only)."""
-        return self._history
+        return self._store.history
 
     @property
     def spent_usd(self) -> float:
@@ -161,8 +158,9 @@ class Client:
 
     def _usd_per_image(self) -> float:
         if not self._last_usd_loaded:
-            if self._history is not None and self._last_usd is None:
-                self._last_usd = self._history.last_usd(self.model, self.service)
+            history = self._store.history
+            if history is not None and self._last_usd is None:
+                self._last_usd = history.last_usd(self.model, self.service)
             self._last_usd_loaded = True
         return self._last_usd if self._last_usd is not None else DEFAULT_USD_PER_IMAGE
 
@@ -192,11 +190,8 @@ class Client:
             return
         self._closed = True
         self._calls.close()
-        with self._memory_lock:
-            self._memory.clear()
         self._finalizer()
-        if self._history is not None and self._owns_history:
-            self._history.close()
+        self._store.close()
 
     def __enter__(self) -> Client:
         return self
@@ -244,11 +239,7 @@ class Client:
 
     def cached(self, params: Params) -> Generation | None:
         """The stored generation for `params` on this client's service, without any request."""
-        key = cache_key(params, self.service)
-        found = self._history.lookup(key) if self._history is not None else None
-        if found is None:  # kept in memory: no history, or it could not be written
-            with self._memory_lock:
-                found = self._memory.get(key)
+        found = self._store.lookup(cache_key(params, self.service))
         return found.as_cached() if found is not None else None
 
     def generate_params(
@@ -326,38 +317,9 @@ class Client:
             usage=usage,
             elapsed_s=self._clock.now() - started,
         )
-        self._store(generation, cache_key(params, self.service))
+        self._store.keep(generation, cache_key(params, self.service))
         self._listeners.notify(generation)
         return generation
-
-    def _store(self, generation: Generation, key: str) -> None:
-        """Keep `generation` in the history, else (no history, or it cannot be written: full
-        disk, read-only folder) in memory for this client's life: asking again never pays again.
-        """
-        if self._history is not None:
-            import sqlite3  # loaded with the history already; imported here to keep import light
-
-            try:
-                self._history.add(generation, cache_key=key)
-                return
-            except (OSError, sqlite3.Error, MaiImageError) as exc:
-                self._warn_not_stored(self._history, exc)
-        with self._memory_lock:
-            self._memory[key] = generation
-
-    def _warn_not_stored(self, history: History, exc: BaseException) -> None:
-        """One warning per client, naming the folder and the cause, from the user's line."""
-        log.warning("could not store a generation in the history at %s: %s", history.path, exc)
-        with self._memory_lock:
-            if self._store_warned:
-                return
-            self._store_warned = True
-        warn_user(
-            f"the history folder {history.path} cannot store new images ({exc}); this "
-            "client keeps them in memory until it is closed, so asking again does not pay again",
-            RuntimeWarning,
-            fallback=str(history.path),
-        )
 
     def compare(
         self,
