@@ -81,7 +81,7 @@ STYLESHEET = """<style>
 .mai-studio .mai-status { font-size:12px; min-height:18px; line-height:1.4; }
 .mai-studio .mai-field-note .mai-status { min-height:0; }
 .mai-studio .mai-status-error { color: var(--jp-error-color1, #b3261e); }
-.mai-studio .mai-status-warn { color: #a15c00; }
+.mai-studio .mai-status-warn { color: var(--jp-warn-color0, #a15c00); }
 .mai-studio .mai-status-ok { color: var(--jp-success-color1, #1e7e34); }
 .mai-studio .mai-status-busy { color: var(--jp-ui-font-color1, #333); }
 .mai-studio .mai-status-busy { display:flex; align-items:center; }
@@ -102,7 +102,8 @@ STYLESHEET = """<style>
   font-size:12px; }
 .mai-studio .mai-card { border:1px solid var(--jp-border-color2, #e0e0e0); border-radius:8px;
   padding:6px; background: var(--jp-layout-color1, #fff); }
-.mai-studio .mai-card.mai-failed { border-color:#e8a5a0; background:#fff6f5; }
+.mai-studio .mai-card.mai-failed { border-color: var(--jp-error-color2, #e8a5a0);
+  background: var(--jp-error-color3, #fff6f5); }
 .mai-studio .mai-card.mai-selected { border-color: var(--jp-brand-color1, #1976d2);
   box-shadow: 0 0 0 2px var(--jp-brand-color2, #90caf9); }
 .mai-studio .mai-caption, .mai-studio .mai-caption .widget-html-content {
@@ -119,7 +120,8 @@ STYLESHEET = """<style>
 .mai-studio img.mai-strip-thumb { max-height:90px; width:auto; border-radius:4px; }
 .mai-studio .mai-block-title { font-size:12px; padding-top:4px;
   border-top:1px solid var(--jp-border-color2, #e0e0e0); }
-.mai-studio .mai-confirm { background:#fff4e5; border-radius:6px; padding:4px 8px; }
+.mai-studio .mai-confirm { background: var(--jp-warn-color3, #fff4e5); border-radius:6px;
+  padding:4px 8px; }
 .mai-studio .mai-download a { font-weight:600; color: var(--jp-brand-color1, #1976d2); }
 .mai-studio .mai-lightbox { padding: 10px; width: 100%;
   background: var(--jp-layout-color1, #fff); border-radius: 10px;
