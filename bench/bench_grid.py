@@ -15,9 +15,9 @@ from PIL import Image
 import mai_image_nb as mai
 from bench.bench_client import post_and_fetch
 from bench.harness import Row, interleave
-from mai_image_nb import previews
 from mai_image_nb.offline import OfflineServer
 from mai_image_nb.params import request_body, validate_params
+from mai_image_nb.previews import preview_bytes
 
 LATENCY_S = 1.0
 
@@ -150,10 +150,10 @@ def contact_sheet(rounds: int) -> list[Row]:
             with Image.open(io.BytesIO(blob)) as im:
                 im.thumbnail((456, 256))
 
-    def decode_and_preview() -> None:
+    def previews() -> None:
         for blob in blobs:
             with Image.open(io.BytesIO(blob)) as im:
-                previews.preview_bytes(im, 512)
+                preview_bytes(im, 512)
 
     sizes: list[float] = []
 
@@ -167,7 +167,7 @@ def contact_sheet(rounds: int) -> list[Row]:
             "sheet": lambda: _fresh(grid).image(),
             "thumbs": thumbnails,
             "html": report,
-            "previews": decode_and_preview,
+            "previews": previews,
         },
         rounds=rounds,
         warmup=1,

@@ -6,16 +6,19 @@ No widgets, no drawing beyond the 64×64 reductions `cell_variation` documents.
 
 from __future__ import annotations
 
+import io
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageChops, ImageStat
 
+from .errors import MaiImageError
 from .export import RECORD_FIELDS, record_of
 
 if TYPE_CHECKING:
     from .comparison import Cell
+    from .generation import Generation
 
 __all__ = [
     "CELL_FIELDS",
@@ -85,6 +88,15 @@ def _reduced(image: Image.Image) -> Image.Image:
     return image.convert("L").resize((side, side), Image.Resampling.BILINEAR)
 
 
+def _small(gen: Generation) -> Image.Image:
+    """`gen`'s picture already reduced, decoded here so the Generation keeps no pixels."""
+    try:
+        with Image.open(io.BytesIO(gen.data)) as image:
+            return _reduced(image)
+    except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise MaiImageError(f"the image of {gen.id!r} cannot be decoded ({exc})") from exc
+
+
 def variation_of(images: Sequence[Image.Image]) -> float:
     """Mean over pairs of the mean absolute pixel difference / 255 at 64×64 greyscale.
 
@@ -104,7 +116,11 @@ def variation_of(images: Sequence[Image.Image]) -> float:
 def cell_variation(cells: Iterable[Cell]) -> list[dict[str, Any]]:
     """`Comparison.variation()`: one dict per (prompt, ratio, temperature) with ≥ 2 repeats done.
 
-    In the grid's order; each image is decoded, reduced, and let go one cell at a time.
+    In the grid's order; each image is decoded, reduced and let go at once (the
+    Generations keep no decoded pixels).
+
+    Raises:
+        MaiImageError: an image (from the history) is missing or cannot be decoded.
     """
     groups: dict[tuple[str, str, float], list[Cell]] = {}
     for cell in cells:
@@ -120,7 +136,7 @@ def cell_variation(cells: Iterable[Cell]) -> list[dict[str, Any]]:
                 "aspect_ratio": ratio,
                 "temperature": temperature,
                 "n": len(done),
-                "variation": variation_of([g.image for g in done]),
+                "variation": variation_of([_small(g) for g in done]),
             }
         )
     return result

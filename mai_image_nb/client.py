@@ -337,8 +337,7 @@ class Client:
 
         `prompt` is one prompt or a list of 1-12 variants (each validated like generate's).
         Repeat r of a cell is `sample=r` of `generate()`, so grids and single calls share
-        the cache. A failed cell holds its error instead of raising; cached cells cost
-        nothing. See API.md for the rules.
+        the cache. A failed cell holds its error instead of raising. See API.md for the rules.
 
         Raises:
             ValidationError: a parameter is not allowed (nothing is sent).

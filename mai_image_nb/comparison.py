@@ -8,7 +8,6 @@ are drawn on demand.
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import os
@@ -204,6 +203,9 @@ class Comparison:
         i.e. both images reduced to 64×64 greyscale with an antialiasing (BILINEAR)
         resize, the mean absolute difference of their pixels divided by 255, averaged
         over every pair of repeats. Cells with fewer than two finished repeats are left out.
+
+        Raises:
+            MaiImageError: an image (from the history) is missing or cannot be decoded.
         """
         from .analysis import cell_variation
 
@@ -310,17 +312,8 @@ class Comparison:
         return buffer.getvalue()
 
     def _repr_html_(self) -> str:
-        # At its own size in a box that scrolls sideways: shrunk to the cell's width, a wide
-        # sheet's labels would be too small to read.
         sheet = self.image()
-        encoded = base64.b64encode(self._repr_png_()).decode("ascii")
-        return (
-            '<figure style="margin:0;max-width:100%">'
-            '<div style="overflow-x:auto;max-width:100%">'
-            f'<img src="data:image/png;base64,{encoded}" width="{sheet.width}" '
-            f'height="{sheet.height}" style="max-width:none" alt=""></div>'
-            f'<figcaption style="font-size:90%;color:#555">{self._caption()}</figcaption></figure>'
-        )
+        return display.figure_html(self._repr_png_(), "image/png", self._caption(), sheet.width)
 
     def _ipython_display_(self) -> None:
         # The sheet once (image/png) and the caption apart: see `display.show_once`.

@@ -72,7 +72,7 @@ table.data th, table.data td { border: 1px solid #dadce0; padding: 4px 8px; text
   vertical-align: top; }
 table.data th { background: #eef0f3; }
 table.data td.text { max-width: 420px; white-space: pre-wrap; overflow-wrap: anywhere; }
-table.data td.num { text-align: right; font-variant-numeric: tabular-nums; }
+table.data td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(240px, 1fr)); gap: 14px; }
 .card { background: #fff; border: 1px solid #dadce0; border-radius: 10px; overflow: hidden; }
 .card a { display: block; background: #e8eaed; }
@@ -252,7 +252,11 @@ def _cells_table(records: Sequence[Mapping[str, Any]]) -> str:
                 cells.append(f'<td class="num">{_usd(value)}</td>')
             elif key == "elapsed_s" and value is not None:
                 cells.append(f'<td class="num">{value:.2f}</td>')
-            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            elif isinstance(value, bool):
+                cells.append(f"<td>{'yes' if value else 'no'}</td>")
+            elif key == "created":
+                cells.append(f'<td class="num">{_esc(_when(value) if value else "")}</td>')
+            elif isinstance(value, (int, float)):
                 cells.append(f'<td class="num">{_esc(f"{value:g}")}</td>')
             else:
                 shown = "" if value is None else value

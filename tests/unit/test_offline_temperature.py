@@ -26,11 +26,11 @@ SEEDS = (1, 2, 3)
 REPEATS = 3
 
 
-def measured(prompt: str, temperature: float, rng: random.Random) -> float:
+def measured(prompt: str, temperature: float, rng: random.Random, ratio: str = "1:1") -> float:
     images = [
         render_image(
             prompt,
-            "1:1",
+            ratio,
             temperature,
             variation=rng.getrandbits(63) if temperature else 0,
             scale=0.125,
@@ -40,13 +40,14 @@ def measured(prompt: str, temperature: float, rng: random.Random) -> float:
     return variation_of(images)
 
 
+@pytest.mark.parametrize("ratio", ["1:1", "16:9", "9:16"])
 @pytest.mark.parametrize("prompt", PROMPTS)
 @pytest.mark.parametrize("seed", SEEDS)
 def test_variation_is_zero_at_0_clear_at_0_5_and_doubles_from_0_7_to_2(
-    prompt: str, seed: int
+    prompt: str, seed: int, ratio: str
 ) -> None:
     rng = random.Random(seed)
-    v = {t: measured(prompt, t, rng) for t in (0.0, 0.5, 0.7, 2.0)}
+    v = {t: measured(prompt, t, rng, ratio) for t in (0.0, 0.5, 0.7, 2.0)}
     assert v[0.0] == 0
     assert v[0.5] > 0.005, v
     assert v[2.0] >= 2 * v[0.7], v
