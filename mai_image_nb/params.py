@@ -79,9 +79,6 @@ class Params:
             kwargs["max_completion_tokens"] = self.max_completion_tokens
         return kwargs
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 # The keyword arguments of `Client.generate()` that describe an image: every field but `model`.
 GENERATE_FIELDS = frozenset(f.name for f in fields(Params) if f.name != "model")

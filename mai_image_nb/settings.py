@@ -1,7 +1,8 @@
 """Where a Client's key, server and history come from: arguments, then the environment.
 
-Pure decisions, made once at construction; no network. The key is only ever handed on,
-never kept here.
+Decisions made once at construction, sending nothing over the network: the key, URL and
+mode are pure functions of the arguments and the environment; `open_history` opens (and may
+create) the history's folder and SQLite file. The key is only ever handed on, never kept here.
 """
 
 from __future__ import annotations

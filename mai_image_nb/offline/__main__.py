@@ -14,8 +14,7 @@ import threading
 from types import FrameType
 
 from .faults import Chaos
-from .handler import WILDCARD_HOSTS
-from .server import OfflineServer
+from .server import WILDCARD_HOSTS, OfflineServer
 
 
 def _port(text: str) -> int:

@@ -1,6 +1,8 @@
 """The simulator's HTTP side: connection threads, routing, bodies, and each answer's bytes.
 
-`OfflineServer` (server.py) owns the state this reads and changes; no requests or ipywidgets.
+It reaches the state it reads and changes (faults, records, images, charges) only through
+`SimulatorBackend`, a Protocol that `OfflineServer` (server.py) implements with public methods.
+Never imports server.py, requests or ipywidgets.
 """
 
 from __future__ import annotations
@@ -15,23 +17,20 @@ import time
 import uuid
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from . import faults as fl
 from .faults import Fault
-from .schema import GENERATIONS_PATH, validate_body
-
-if TYPE_CHECKING:
-    from .server import OfflineServer, RecordedRequest
+from .schema import GENERATIONS_PATH, RecordedRequest, validate_body
 
 __all__ = [
     "IDLE_TIMEOUT_S",
     "MAX_BODY_BYTES",
     "STREAM_CHUNK_BYTES",
-    "WILDCARD_HOSTS",
     "Handler",
     "ServedFile",
+    "SimulatorBackend",
     "TrackedHTTPServer",
 ]
 
@@ -41,8 +40,6 @@ MAX_BODY_BYTES = 1024 * 1024
 IDLE_TIMEOUT_S = 60.0  # a keep-alive connection silent this long is closed
 STREAM_CHUNK_BYTES = 64 * 1024
 _FILE_RE = re.compile(r"^/files/([A-Za-z0-9_-]{1,64})\.png$")
-_HOST_RE = re.compile(r"^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?$")
-WILDCARD_HOSTS = ("0.0.0.0", "::", "")  # noqa: S104 - compared with, never bound here
 _CLIENT_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
 
 
@@ -55,12 +52,82 @@ class ServedFile:
     content_type: str = "image/png"
 
 
+class SimulatorBackend(Protocol):
+    """What the HTTP side asks of the simulation behind it; `OfflineServer` is the one in use.
+
+    The handler threads call these concurrently: each must be safe to call from any thread.
+    """
+
+    @property
+    def port(self) -> int:
+        """The bound port (names the connection threads)."""
+        ...
+
+    @property
+    def latency_s(self) -> float:
+        """Seconds every POST answer waits first."""
+        ...
+
+    @property
+    def response_format(self) -> str:
+        """How images are answered: "url" or "b64_json"."""
+        ...
+
+    def connection_opened(self, sock: Any, thread: threading.Thread) -> None:
+        """Track a new connection and the thread serving it (so closing can join it)."""
+
+    def connection_closed(self, sock: Any) -> None:
+        """Forget a connection whose thread is ending."""
+
+    def handler_failed(self, exc: BaseException) -> None:
+        """Keep an exception raised inside a handler (tests re-raise it)."""
+
+    def record_request(
+        self, method: str, path: str, headers: dict[str, str], body: bytes, sock: Any
+    ) -> RecordedRequest:
+        """Record a request as received on connection `sock`; returns the record."""
+        ...
+
+    def next_fault(self) -> Fault | None:
+        """The fault the next POST answers with, or None to answer normally."""
+
+    def pause(self, seconds: float) -> bool:
+        """Wait `seconds`; False when the simulation closes meanwhile."""
+        ...
+
+    def is_authorised(self, header: str | None) -> bool:
+        """Whether an `Authorization` header value carries the key required (if any)."""
+        ...
+
+    def usage(self) -> dict[str, Any]:
+        """The `meta.usage` of one image."""
+        ...
+
+    def count_reported_usd(self, usd: float) -> None:
+        """Add `usd` (negative: take back) to what answers sent whole have reported."""
+
+    def render(self, body: dict[str, Any]) -> bytes:
+        """The PNG for a valid generations body."""
+        ...
+
+    def publish_image(self, file: ServedFile) -> str:
+        """Keep an image to serve at /files/<id>.png (here or on the image server); its id."""
+        ...
+
+    def find_image(self, file_id: str) -> ServedFile | None:
+        """A published image still kept, or None."""
+
+    def image_url(self, file_id: str, host_header: str) -> str:
+        """The URL a client fetches image `file_id` at, given the Host it reached us by."""
+        ...
+
+
 class TrackedHTTPServer(ThreadingHTTPServer):
-    """Serves each connection on a thread its `OfflineServer` tracks, so `close()` can join it."""
+    """Serves each connection on a thread its backend tracks, so closing can join it."""
 
     daemon_threads = True
 
-    def __init__(self, owner: OfflineServer, address: tuple[str, int]) -> None:
+    def __init__(self, owner: SimulatorBackend, address: tuple[str, int]) -> None:
         self.owner = owner
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, Handler)
@@ -71,21 +138,21 @@ class TrackedHTTPServer(ThreadingHTTPServer):
             target=self._process, args=(request, client_address), daemon=True,
             name=f"offline-server-{self.owner.port}-conn",
         )  # fmt: skip
-        self.owner._connection_opened(request, thread)
+        self.owner.connection_opened(request, thread)
         thread.start()
 
     def _process(self, request: Any, client_address: Any) -> None:
         try:
             self.process_request_thread(request, client_address)
         finally:
-            self.owner._connection_closed(request)
+            self.owner.connection_closed(request)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         exc = sys.exc_info()[1]
         if isinstance(exc, _CLIENT_GONE) or exc is None:
             log.debug("client %s went away: %r", client_address, exc)
         else:
-            self.owner._handler_failed(exc)
+            self.owner.handler_failed(exc)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -114,7 +181,8 @@ class Handler(BaseHTTPRequestHandler):
             raw = self._read_body()
             if raw is None:
                 return
-            record = owner._record(self, raw)
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            record = owner.record_request(self.command, self.path, headers, raw, self.connection)
             path = urlsplit(self.path).path
             if path == GENERATIONS_PATH:
                 if self.command == "POST":
@@ -132,7 +200,7 @@ class Handler(BaseHTTPRequestHandler):
             log.debug("client went away: %r", exc)
             self.close_connection = True
         except Exception as exc:  # noqa: BLE001 - recorded in OfflineServer.errors, re-raised by tests
-            owner._handler_failed(exc)
+            owner.handler_failed(exc)
             self.close_connection = True
             if not self._answered:
                 self._error(500, "The offline simulator failed; see OfflineServer.errors")
@@ -192,7 +260,7 @@ class Handler(BaseHTTPRequestHandler):
                    {"x-request-id": request_id, **(extra or {})})  # fmt: skip
 
     def _serve_file(self, file_id: str) -> None:
-        found = self.server.owner._file(file_id)
+        found = self.server.owner.find_image(file_id)
         if found is None:
             self._error(404, f"No image {file_id}.png here (unknown, or forgotten)")
             return
@@ -214,12 +282,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def _generate(self, record: RecordedRequest) -> None:
         owner = self.server.owner
-        fault = owner._next_fault()
-        if not owner._pause(owner.latency_s):
+        fault = owner.next_fault()
+        if not owner.pause(owner.latency_s):
             self._hang_up()
         elif fault is not None and fault.preempts:
             self._answer_preemptive(fault)
-        elif not owner._authorised(self.headers.get("Authorization")):
+        elif not owner.is_authorised(self.headers.get("Authorization")):
             message = "Missing or invalid API key: send 'Authorization: Bearer <your key>'"
             self._error(401, message, "err_unauthorized")
         elif problems := (
@@ -228,20 +296,21 @@ class Handler(BaseHTTPRequestHandler):
             else ["the body is not valid JSON (UTF-8, no NaN or Infinity)"]
         ):
             self._error(400, "Invalid request body: " + "; ".join(problems), "err_validation")
-        elif fault is not None and fault.name == "slow" and not owner._pause(fault.seconds):
+        elif fault is not None and fault.name == "slow" and not owner.pause(fault.seconds):
             self._hang_up()
         else:
-            usage = owner._usage()
+            usage = owner.usage()
             payload = {
                 "created": int(time.time() * 1000),
                 "data": self._image_item(record.json, fault),
                 "meta": {"usage": usage},
             }
-            owner._charged(usage["usd_spent"])  # before the last byte leaves: a client may look
+            # Counted before the last byte leaves: a client may look as soon as it has it.
+            owner.count_reported_usd(usage["usd_spent"])
             try:
                 self._send(200, fl.dumps(payload), "application/json", {})
             except _CLIENT_GONE:
-                owner._charged(-usage["usd_spent"])  # it never arrived whole
+                owner.count_reported_usd(-usage["usd_spent"])  # it never arrived whole
                 raise
 
     def _image_item(self, body: dict[str, Any], fault: Fault | None) -> list[Any] | None:
@@ -262,24 +331,19 @@ class Handler(BaseHTTPRequestHandler):
         if name == "oversized":
             assert fault is not None
             file = ServedFile(fl.png_header(64, 64), fault.n_bytes)
-            return [{"url": self._image_url(owner._image_host._publish(file))}]
-        data = fl.NOT_AN_IMAGE if name == "not_an_image" else owner._render(body)
+            return [{"url": self._image_url(owner.publish_image(file))}]
+        data = fl.NOT_AN_IMAGE if name == "not_an_image" else owner.render(body)
         if owner.response_format == "b64_json":
             return [{"b64_json": _b64(data)}]
-        return [{"url": self._image_url(owner._image_host._publish(ServedFile(data, len(data))))}]
+        return [{"url": self._image_url(owner.publish_image(ServedFile(data, len(data))))}]
 
     def _image_url(self, file_id: str) -> str:
         """The image's URL on the CDN server, or on this one as the client reached it."""
-        owner = self.server.owner
-        base = owner._image_host.url
-        seen = self.headers.get("Host", "")
-        if owner._image_host is owner and owner.host in WILDCARD_HOSTS and _HOST_RE.match(seen):
-            base = f"http://{seen}"  # bound to every interface: 0.0.0.0 is no address to fetch
-        return f"{base}/files/{file_id}.png"
+        return self.server.owner.image_url(file_id, self.headers.get("Host", ""))
 
     def _answer_preemptive(self, fault: Fault) -> None:
         if fault.name in ("stall", "drop_connection"):
-            self.server.owner._pause(fault.seconds)
+            self.server.owner.pause(fault.seconds)
             return self._hang_up()
         if fault.name == "body":
             return self._send(fault.status_code, fault.raw, fault.content_type, {})

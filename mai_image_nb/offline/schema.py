@@ -1,16 +1,25 @@
 """The generations endpoint's request body: the bundled schema, strict JSON, validation.
 
-Pure functions over the bundled `openapi.json`; standard library only.
+Pure functions over the bundled `openapi.json`, and `RecordedRequest`, a request as the
+simulator received it; standard library only.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["GENERATIONS_PATH", "SCHEMA_PATH", "parse_json", "request_schema", "validate_body"]
+__all__ = [
+    "GENERATIONS_PATH",
+    "SCHEMA_PATH",
+    "RecordedRequest",
+    "parse_json",
+    "request_schema",
+    "validate_body",
+]
 
 GENERATIONS_PATH = "/v1/images/generations"
 SCHEMA_PATH = Path(__file__).with_name("openapi.json")
@@ -18,6 +27,19 @@ _JSON_TYPES: dict[str, type | tuple[type, ...]] = {
     "string": str, "number": (int, float), "integer": int, "boolean": bool, "object": dict,
     "array": list,
 }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the simulator received it (headers keyed in lower case)."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    json: Any
+    time: float
+    connection: int = 0  # 1 for the server's first TCP connection, 2 for the next...
 
 
 @lru_cache(maxsize=1)

@@ -1,7 +1,8 @@
 """The offline simulator: `OfflineServer`, which plays the provider's image endpoint.
 
-It owns the state (faults, rate limit, images, records); `handler.py` speaks HTTP for it.
-Standard library and Pillow only (through `render`); never requests or ipywidgets.
+It owns the state (faults, rate limit, images, records); `handler.py` speaks HTTP for it and
+reaches that state only through the public methods of `SimulatorBackend`, which this class
+implements. Never imports requests or ipywidgets.
 """
 
 from __future__ import annotations
@@ -11,23 +12,23 @@ import hmac
 import logging
 import math
 import random
+import re
 import socket
 import threading
 import time
 import uuid
 from collections import OrderedDict, deque
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from . import faults as fl
 from .faults import Chaos, Fault
-from .handler import Handler, ServedFile, TrackedHTTPServer
+from .handler import ServedFile, TrackedHTTPServer
 from .render import render_png
-from .schema import GENERATIONS_PATH, parse_json
+from .schema import GENERATIONS_PATH, RecordedRequest, parse_json
 
-__all__ = ["OfflineServer", "RecordedRequest"]
+__all__ = ["WILDCARD_HOSTS", "OfflineServer", "RecordedRequest"]
 
 log = logging.getLogger("mai_image_nb.offline")
 
@@ -35,19 +36,8 @@ MAX_STORED_IMAGES = 256  # least recently used images beyond this are forgotten 
 MAX_RECORDED_REQUESTS = 20_000  # oldest records beyond this are dropped (post_count keeps counting)
 RENDER_CACHE_SIZE = 32  # temperature-0 images are the same every time: keep the last few
 CLOSE_JOIN_S = 5.0
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One request as the server received it (headers keyed in lower case)."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    json: Any
-    time: float
-    connection: int = 0  # 1 for the server's first TCP connection, 2 for the next...
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")  # noqa: S104 - compared with, never bound here
+_HOST_RE = re.compile(r"^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?$")
 
 
 def _rate_limited(left_s: float, retry_after_s: float | None) -> Fault:
@@ -256,43 +246,50 @@ class OfflineServer:
             self._limited_until = time.monotonic() + seconds
             self._limited_retry_after_s = retry_after_s
 
-    # -- used by the handler threads ----------------------------------------------------------
+    # -- the handler's seam: SimulatorBackend (handler.py), called from its threads -----------
 
-    def _connection_opened(self, sock: Any, thread: threading.Thread) -> None:
+    def connection_opened(self, sock: Any, thread: threading.Thread) -> None:
+        """Track a new connection and the thread serving it, so `close()` can join it."""
         with self._lock:
             self._connection_count += 1
             self._live[sock] = (self._connection_count, thread)
 
-    def _connection_closed(self, sock: Any) -> None:
+    def connection_closed(self, sock: Any) -> None:
+        """Forget a connection whose thread is ending."""
         with self._lock:
             self._live.pop(sock, None)
 
-    def _record(self, handler: Handler, raw: bytes) -> RecordedRequest:
+    def record_request(
+        self, method: str, path: str, headers: dict[str, str], body: bytes, sock: Any
+    ) -> RecordedRequest:
+        """Record a request as received on connection `sock` (counted if a generations POST)."""
         try:
-            parsed = parse_json(raw) if raw else None
+            parsed = parse_json(body) if body else None
         except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             parsed = None
         with self._lock:
             record = RecordedRequest(
-                method=handler.command,
-                path=handler.path,
-                headers={k.lower(): v for k, v in handler.headers.items()},
-                body=raw,
+                method=method,
+                path=path,
+                headers=headers,
+                body=body,
                 json=parsed,
                 time=time.monotonic(),
-                connection=self._live.get(handler.connection, (0, None))[0],
+                connection=self._live.get(sock, (0, None))[0],
             )
             self._requests.append(record)
-            if handler.command == "POST" and urlsplit(handler.path).path == GENERATIONS_PATH:
+            if method == "POST" and urlsplit(path).path == GENERATIONS_PATH:
                 self._post_count += 1
         return record
 
-    def _handler_failed(self, exc: BaseException) -> None:
+    def handler_failed(self, exc: BaseException) -> None:
+        """Log and keep an exception raised inside a handler (see `errors`)."""
         log.error("offline server: a handler failed: %r", exc, exc_info=exc)
         with self._lock:
             self._errors.append(exc)
 
-    def _next_fault(self) -> Fault | None:
+    def next_fault(self) -> Fault | None:
+        """The next POST's fault: scripted first, then the rate-limit window, then chaos."""
         with self._lock:
             if self._script:
                 return self._script.popleft()
@@ -302,11 +299,12 @@ class OfflineServer:
                 return self.chaos.draw(self._chaos_rng)
         return None
 
-    def _pause(self, seconds: float) -> bool:
+    def pause(self, seconds: float) -> bool:
         """Wait `seconds`; False when the server closes meanwhile."""
         return seconds <= 0 or not self._closing.wait(seconds)
 
-    def _authorised(self, header: str | None) -> bool:
+    def is_authorised(self, header: str | None) -> bool:
+        """Whether an `Authorization` value carries `api_key` (always, when none is required)."""
         if self._api_key is None:
             return True
         scheme, _, token = (header or "").strip().partition(" ")
@@ -315,14 +313,17 @@ class OfflineServer:
             token.strip().encode("utf-8", "surrogateescape"), expected
         )
 
-    def _usage(self) -> dict[str, Any]:
+    def usage(self) -> dict[str, Any]:
+        """The `meta.usage` of one image."""
         return {"credits_used": self.credits_per_image, "usd_spent": self.usd_per_image}
 
-    def _charged(self, usd: float) -> None:
+    def count_reported_usd(self, usd: float) -> None:
+        """Add `usd` (negative: take back) to `reported_usd`."""
         with self._lock:
             self._reported_usd += usd
 
-    def _render(self, body: dict[str, Any]) -> bytes:
+    def render(self, body: dict[str, Any]) -> bytes:
+        """The PNG for a valid generations body (temperature 0: cached, the same every time)."""
         prompt, ratio = body["prompt"], body.get("aspect_ratio", "1:1")
         temperature = float(body.get("temperature", 1.0))
         with self._lock:
@@ -339,12 +340,13 @@ class OfflineServer:
                     self._renders.popitem(last=False)
         return png
 
-    @property
-    def _image_host(self) -> OfflineServer:
-        return self._image_server if self._image_server is not None else self
+    def publish_image(self, file: ServedFile) -> str:
+        """Keep an image to serve (on `image_server` when given); returns its id.
 
-    def _publish(self, file: ServedFile) -> str:
-        """Store an image to serve; returns its id."""
+        The last MAX_STORED_IMAGES are kept; older ones are forgotten (their URL answers 404).
+        """
+        if self._image_server is not None:
+            return self._image_server.publish_image(file)
         file_id = uuid.uuid4().hex
         with self._lock:
             self._files[file_id] = file
@@ -352,9 +354,23 @@ class OfflineServer:
                 self._files.popitem(last=False)
         return file_id
 
-    def _file(self, file_id: str) -> ServedFile | None:
+    def find_image(self, file_id: str) -> ServedFile | None:
+        """An image this server still keeps (marked recently used), or None."""
         with self._lock:
             found = self._files.get(file_id)
             if found is not None:
                 self._files.move_to_end(file_id)
             return found
+
+    def image_url(self, file_id: str, host_header: str) -> str:
+        """Where a client fetches image `file_id`: on `image_server`, or here as it reached us.
+
+        Bound to every interface (0.0.0.0), this server's own address is no address to fetch,
+        so the request's `Host` header (when well formed) gives the host instead.
+        """
+        if self._image_server is not None:
+            return self._image_server.image_url(file_id, "")  # its own address, never Host
+        base = self.url
+        if self.host in WILDCARD_HOSTS and _HOST_RE.match(host_header):
+            base = f"http://{host_header}"
+        return f"{base}/files/{file_id}.png"

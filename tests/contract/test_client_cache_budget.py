@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
-import re
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -228,69 +224,3 @@ def test_estimate_uses_the_last_observed_cost(tmp_path: Path) -> None:
             assert c.estimate(2) == pytest.approx(0.08)
         with mai.Client(base_url=srv.url, history=tmp_path / "h") as c:
             assert c.estimate() == pytest.approx(0.04)  # from the history
-
-
-# -- import hygiene ----------------------------------------------------------------------
-
-
-def test_import_loads_no_widgets() -> None:
-    code = (
-        "import sys, mai_image_nb;"
-        "bad = [m for m in ('ipywidgets', 'IPython', 'tqdm', 'pandas') if m in sys.modules];"
-        "print(','.join(bad))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == ""
-
-
-def test_public_names_match_api_md() -> None:
-    expected = {
-        "Client",
-        "Studio",
-        "History",
-        "Generation",
-        "Comparison",
-        "read_params",
-        "errors",
-        "MaiImageError",
-        "ValidationError",
-        "APIStatusError",
-        "AuthenticationError",
-        "RateLimitError",
-        "APIConnectionError",
-        "APITimeoutError",
-        "ResponseError",
-        "BudgetExceededError",
-        "CancelledError",
-    }
-    assert expected <= set(mai.__all__)
-    for name in mai.__all__:
-        if name != "Studio":
-            assert getattr(mai, name) is not None
-    assert issubclass(mai.ValidationError, ValueError)
-    assert issubclass(mai.APITimeoutError, mai.APIConnectionError)
-    assert issubclass(mai.RateLimitError, mai.APIStatusError)
-
-
-API_MD = Path(__file__).resolve().parents[3] / "shared" / "design" / "API.md"
-
-
-@pytest.mark.skipif(not API_MD.exists(), reason="../shared/design/API.md is not beside")
-def test_api_md_names_are_exported_and_importable() -> None:
-    """Every name API.md imports, and every class of its error table, exists as documented."""
-    text = API_MD.read_text(encoding="utf-8")
-    imported = re.search(r"from mai_image_nb import ([A-Za-z_, ]+)\n", text)
-    assert imported is not None
-    names = {name.strip() for name in imported.group(1).split(",")}
-    error_classes = set(re.findall(r"^\| `([A-Za-z]+)(?:\(|`)", text, flags=re.MULTILINE))
-    assert {"MaiImageError", "CancelledError"} <= error_classes
-    for name in names | error_classes:
-        assert name in mai.__all__, name
-        assert getattr(mai, name) is not None
-    for name in error_classes:
-        assert getattr(mai.errors, name) is getattr(mai, name)
-    client_args = set(inspect.signature(mai.Client).parameters)
-    assert client_args == {
-        "api_key", "base_url", "model", "offline", "history", "timeout", "max_retries",
-        "max_workers", "budget_usd",
-    }  # fmt: skip

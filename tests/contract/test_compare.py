@@ -268,55 +268,6 @@ def test_progress_bar_on_stderr(
     assert "2/2" in err
 
 
-# -- generate_many -------------------------------------------------------------------------
-
-
-def test_generate_many_order_overrides_and_invalid_slots(
-    server: OfflineServer, grid_client: mai.Client
-) -> None:
-    results = grid_client.generate_many(
-        [
-            "a cat",
-            {"prompt": "a dog", "aspect_ratio": "9:16"},
-            {"prompt": ""},
-            {"prompt": "a cow", "temperature": 9},
-            {"prompt": "an eel", "colour": "red"},
-            "a bee",
-        ],
-        aspect_ratio="16:9",
-        temperature=0.3,
-        progress=False,
-    )
-    assert server.post_count == 3
-    cat, dog, empty, cow, eel, bee = results
-    assert isinstance(cat, mai.Generation) and cat.aspect_ratio == "16:9" and cat.temperature == 0.3
-    assert isinstance(dog, mai.Generation) and dog.aspect_ratio == "9:16"
-    assert isinstance(empty, mai.ValidationError) and empty.field == "prompt"
-    assert isinstance(cow, mai.ValidationError) and cow.field == "temperature"
-    assert isinstance(eel, mai.ValidationError)
-    assert isinstance(bee, mai.Generation) and bee.prompt == "a bee"
-
-
-def test_generate_many_budget_counts_uncached_only(server: OfflineServer, tmp_path: Path) -> None:
-    with mai.Client(base_url=server.url, history=tmp_path / "h", budget_usd=0.2) as c:
-        c.generate_many(["a", "b", "c"], progress=False)
-        with pytest.raises(errors.BudgetExceededError):
-            c.generate_many(["a", "b", "c", "d"], progress=False)
-        assert server.post_count == 3
-        again = c.generate_many(["a", "b", "c"], progress=False)
-        assert all(isinstance(g, mai.Generation) and g.cached for g in again)
-
-
-def test_generate_many_with_cancel_already_set(
-    server: OfflineServer, grid_client: mai.Client
-) -> None:
-    cancel = threading.Event()
-    cancel.set()
-    results = grid_client.generate_many(["a", "b"], progress=False, cancel=cancel)
-    assert all(isinstance(r, errors.CancelledError) for r in results)
-    assert server.post_count == 0
-
-
 def test_on_cell_is_called_in_workers_for_each_cell(grid_client: mai.Client) -> None:
     seen: list[tuple[str, float, str]] = []
     lock = threading.Lock()

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import io
 import itertools
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image, ImageChops
 
+import mai_image_nb as mai
 from mai_image_nb import errors
 from mai_image_nb.comparison import Cell, Comparison
 from mai_image_nb.labels import text_width, wrap_text
+from mai_image_nb.offline import Fault, OfflineServer
 from mai_image_nb.sheet import AXES, MIN_TILE_HEIGHT_PX, TILE_HEIGHT_PX
 from tests.unit.crash_writer import make_generation
 
@@ -163,3 +167,42 @@ def test_wrapped_labels_fit_and_never_cut_a_word_silently(width: int, max_lines:
 
 def test_a_short_label_is_one_line_untouched() -> None:
     assert wrap_text("temperature 1.5", 18, 400, 3) == ["temperature 1.5"]
+
+
+# -- through a real client: `Comparison.image()` and `save` over loopback ------------------
+
+
+@pytest.fixture
+def client(server: OfflineServer, tmp_path: Path) -> Iterator[mai.Client]:
+    with mai.Client(base_url=server.url, history=tmp_path / "h", max_workers=1) as c:
+        yield c
+
+
+def loopback_grid(client: mai.Client, temperatures: tuple[float, ...]) -> mai.Comparison:
+    return client.compare(
+        "a windmill", aspect_ratios=("1:1", "16:9"), temperatures=temperatures, progress=False
+    )
+
+
+def test_the_sheet_grows_with_the_grid(client: mai.Client) -> None:
+    two = loopback_grid(client, (0.0, 1.0)).image()
+    three = loopback_grid(client, (0.0, 1.0, 1.5)).image()
+    assert isinstance(two, Image.Image)
+    assert three.width > two.width
+    assert three.height == two.height  # same rows
+
+
+def test_a_failed_cell_still_gets_its_tile(client: mai.Client, server: OfflineServer) -> None:
+    server.script(Fault.status(400))
+    failed = loopback_grid(client, (0.0, 1.0))
+    assert len(failed.failed) == 1
+    whole = failed.retry_failed(progress=False)
+    assert failed.image().size == whole.image().size
+    assert failed.image().tobytes() != whole.image().tobytes()
+
+
+def test_the_saved_sheet_is_a_png(client: mai.Client, tmp_path: Path) -> None:
+    path = loopback_grid(client, (0.0,)).save(tmp_path / "sheet.png")
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        assert image.size == loopback_grid(client, (0.0,)).image().size
