@@ -86,18 +86,34 @@ BULK_ROWS = 500  # from this many rows at once, the full-text index is rebuilt o
 
 
 def insert_many(conn: sqlite3.Connection, sql: str, rows: Iterable[Any], count: int) -> None:
-    """`executemany` of `count` rows; call inside a transaction.
+    """`executemany` of `count` rows into `generations`; call inside a transaction.
 
     For a bulk insert (a rebuild) the full-text index is built once afterwards rather than
-    row by row through its trigger: about twice as fast.
+    row by row through its trigger: about twice as fast. Into an empty table (a lost
+    database) the secondary indexes are also dropped first and created again after, from
+    their own stored SQL, in one sorted pass each instead of 10,000 scattered insertions.
     """
-    if count < BULK_ROWS or not has_table(conn, "generations_fts_insert"):
+    if count < BULK_ROWS:
         conn.executemany(sql, rows)
         return
-    conn.execute("DROP TRIGGER generations_fts_insert")
+    fts = has_table(conn, "generations_fts_insert")
+    indexes: list[Row] = []
+    if not query(conn, "SELECT 1 FROM generations LIMIT 1"):
+        indexes = query(
+            conn,
+            "SELECT name, sql FROM sqlite_master "
+            "WHERE type = 'index' AND tbl_name = 'generations' AND sql IS NOT NULL",
+        )
+    for index in indexes:
+        conn.execute(f'DROP INDEX "{index["name"]}"')
+    if fts:
+        conn.execute("DROP TRIGGER generations_fts_insert")
     conn.executemany(sql, rows)
-    conn.execute("INSERT INTO generations_fts (generations_fts) VALUES ('rebuild')")
-    conn.execute(_FTS_INSERT_TRIGGER)
+    for index in indexes:
+        conn.execute(index["sql"])
+    if fts:
+        conn.execute("INSERT INTO generations_fts (generations_fts) VALUES ('rebuild')")
+        conn.execute(_FTS_INSERT_TRIGGER)
 
 
 def _create_prompt_index(conn: sqlite3.Connection) -> None:
