@@ -1,7 +1,8 @@
-"""The Compare tab: one prompt over aspect ratios × temperatures, filled in cell by cell.
+"""The Compare tab: prompts (one per line) over aspect ratios × temperatures, cell by cell.
 
 `Client.compare` does the work (progress=False, our own IntProgress); its `on_cell` callback
-fills each cell from a worker thread. Cancel stops what is not yet sent; Retry re-runs failures.
+fills each cell from a worker thread. The estimate says what the grid costs and what is left
+of the budget, and Run is disabled, with the reason, when the grid would pass the budget.
 """
 
 from __future__ import annotations
@@ -22,118 +23,106 @@ from mai_image_nb.errors import (
     ValidationError,
 )
 from mai_image_nb.generation import Generation
-from mai_image_nb.params import ASPECT_RATIOS, validate_params
+from mai_image_nb.params import Params
 
-from .grid import CellView, CompareForm, parse_temperatures, temperature_label
+from .compare_form import MAX_CELLS, MAX_REPEATS, CompareInputs, estimate_grid
+from .gallery import LargeView
+from .grid import CellGroup, CellView, CompareForm, Slot, layout_grid
+from .grid_files import GridFiles
 from .jobs import JobRunner
+from .messages import money, say
 from .widgets import (
+    Html,
     Tone,
     close_tree,
-    error_text,
-    field,
     file_name_for,
-    muted,
     on_click,
     one_line,
-    ratio_label,
-    ratio_options,
-    reject_blank_prompt,
-    run_file_write,
     status_html,
 )
 
-__all__ = ["CompareTab"]
+__all__ = ["MAX_CELLS", "MAX_REPEATS", "CompareTab"]
 
-MAX_CELLS = 48  # a grid larger than this is hard to see and easy to pay too much for
-MAX_REPEATS = 4
 THUMB_PX = 256  # the history's stored thumbnail size: cells and gallery share one file
+LARGE_PX = 512
 
 
-class CompareTab(w.VBox):  # type: ignore[misc]
-    """Prompt, ratios, temperatures and repeats; a live estimate; Run, Cancel, the grid."""
+class CompareTab(w.HBox):  # type: ignore[misc]
+    """The form and its estimate on the left; Run, the grid and an opened cell on the right."""
 
-    def __init__(self, client: Client, *, on_settled: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        client: Client,
+        *,
+        on_settled: Callable[[], None],
+        on_use: Callable[[Params], None],
+        on_full: Callable[[Generation], None],
+    ) -> None:
         self.client = client
         self._on_settled = on_settled
         self.comparison: Comparison | None = None
         self.cell_views: list[CellView] = []
-        self._views: dict[tuple[str, float, int], CellView] = {}
+        self.groups: list[CellGroup] = []
+        self._views: dict[Slot, CellView] = {}
         self._done = 0
         self._count_lock = threading.Lock()
+        self.over_budget = False
 
-        self.prompt_box = w.Textarea(
-            placeholder="One prompt, many settings: a red fox in fresh snow",
-            rows=3,
-            layout=w.Layout(width="100%"),
-        )
-        self.ratio_select = w.SelectMultiple(
-            options=ratio_options(),
-            value=("1:1", "16:9", "9:16"),
-            rows=7,
-            layout=w.Layout(width="120px"),
-        )
-        self.temperatures_box = w.Text(value="0.2, 1.0, 1.8", layout=w.Layout(width="200px"))
-        self.repeats_box = w.BoundedIntText(
-            value=1, min=1, max=MAX_REPEATS, layout=w.Layout(width="80px")
-        )
-        self.estimate_line = w.HTML()
-        self.run_button = w.Button(description="Run", button_style="primary")
-        self.cancel_button = w.Button(description="Cancel", disabled=True)
-        self.retry_button = w.Button(description="Retry failed", disabled=True)
-        self.progress = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(width="220px"))
-        self.status_line = w.HTML(status_html("idle", "Ready."))
-        self.grid_title = w.HTML()
+        self.inputs = CompareInputs(lambda: self.client.model)
+        self.prompt_box = self.inputs.prompt_box
+        self.ratio_toggles = self.inputs.ratio_toggles
+        self.temperatures_box = self.inputs.temperatures_box
+        self.repeats_box = self.inputs.repeats_box
+        self.estimate_line = Html()
+        self.run_button = w.Button(description="Run", button_style="primary", layout=_auto())
+        self.cancel_button = w.Button(description="Cancel", disabled=True, layout=_auto())
+        self.retry_button = w.Button(description="Retry failed", disabled=True, layout=_auto())
+        self.progress = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(width="160px"))
+        self.status_line = Html(status_html("idle", "Ready."))
+        self.grid_title = Html()
         self.grid = w.GridBox([], layout=w.Layout(grid_gap="8px", width="100%"))
-        self.grid_name_box = w.Text(placeholder="grid.png", layout=w.Layout(width="260px"))
-        self.save_grid_button = w.Button(description="Save grid", icon="download", disabled=True)
+        self.large = LargeView(on_use=on_use, on_full=on_full)
+        self.lightbox_slot = w.Box([], layout=w.Layout(width="100%"))  # the Studio's lightbox
+        self.files = GridFiles(lambda: self.jobs, lambda: self.comparison, self._show)
+        self.grid_name_box = self.files.name_box
+        self.save_grid_button = self.files.save_button
+        self.download_grid_button = self.files.download_button
+        self.grid_link = self.files.link
 
-        form = w.HBox(
+        wrap = w.Layout(grid_gap="6px", align_items="center", flex_flow="row wrap")
+        form_column = w.VBox(
             [
-                field("Aspect ratios (Ctrl/⌘-click for several)", self.ratio_select),
-                w.VBox(
-                    [
-                        field("Temperatures", self.temperatures_box),
-                        field("Repeats of each cell", self.repeats_box),
-                        self.estimate_line,
-                    ],
-                    layout=w.Layout(grid_gap="6px"),
-                ),
-            ],
-            layout=w.Layout(grid_gap="24px", flex_flow="row wrap"),
-        )
-        actions = w.HBox(
-            [self.run_button, self.cancel_button, self.progress, self.retry_button],
-            layout=w.Layout(grid_gap="8px", align_items="center", flex_flow="row wrap"),
-        )
-        save_row = w.HBox(
-            [self.grid_name_box, self.save_grid_button], layout=w.Layout(grid_gap="8px")
-        )
-        super().__init__(
-            [
-                field("Prompt", self.prompt_box),
-                form,
-                actions,
+                self.inputs,
+                self.estimate_line,
+                w.HBox([self.run_button, self.cancel_button, self.retry_button], layout=wrap),
+                w.HBox([self.progress], layout=wrap),
                 self.status_line,
+            ],
+            layout=w.Layout(flex="1 1 250px", max_width="360px", min_width="0", grid_gap="4px"),
+        )
+        result_column = w.VBox(
+            [
+                self.large,
+                self.lightbox_slot,  # under the opened cell and its Full size button
                 self.grid_title,
                 self.grid,
-                save_row,
+                self.files,
             ],
-            layout=w.Layout(padding="8px", grid_gap="8px"),
+            layout=w.Layout(flex="999 1 240px", min_width="0", grid_gap="6px"),
+        )
+        super().__init__(
+            [form_column, result_column],
+            layout=w.Layout(padding="8px", grid_gap="16px", flex_flow="row wrap"),
         )
 
         self.jobs = JobRunner(name="compare", on_busy=self._set_busy, on_error=self._on_error)
         self.idle: threading.Event = self.jobs.idle
-        for control in (
-            self.prompt_box,
-            self.ratio_select,
-            self.temperatures_box,
-            self.repeats_box,
-        ):
-            control.observe(lambda _change: self.refresh_estimate(), names="value")
+        self.inputs.observe_all(lambda _change: self.refresh_estimate())
         on_click(self.run_button, self.start_run, self._show_error)
         on_click(self.cancel_button, self.cancel, self._show_error)
         on_click(self.retry_button, self.start_retry, self._show_error)
-        on_click(self.save_grid_button, self.start_save, self._show_error)
+        on_click(self.save_grid_button, self.files.start_save, self._show_error)
+        on_click(self.download_grid_button, self.files.start_download, self._show_error)
         self.refresh_estimate()
 
     # -- form and estimate -----------------------------------------------------------------
@@ -143,27 +132,12 @@ class CompareTab(w.VBox):  # type: ignore[misc]
         return self.jobs.busy
 
     def read_form(self, *, need_prompt: bool = True) -> CompareForm:
-        """The settings, validated (the prompt only when `need_prompt`).
+        """The settings, validated; each field's message shown under it.
 
         Raises:
-            ValidationError: naming the field that is wrong.
+            ValidationError: naming the first field that is wrong.
         """
-        prompt = self.prompt_box.value
-        if need_prompt:
-            reject_blank_prompt(prompt)
-            validate_params(prompt, model=self.client.model)
-        chosen = set(self.ratio_select.value)
-        ratios = tuple(r for r in ASPECT_RATIOS if r in chosen)
-        if not ratios:
-            raise ValidationError("aspect_ratios", (), "at least one aspect ratio")
-        temps = parse_temperatures(self.temperatures_box.value)
-        repeats = int(self.repeats_box.value)
-        form = CompareForm(prompt, ratios, temps, repeats)
-        if len(form.slots) > MAX_CELLS:
-            raise ValidationError(
-                "grid", f"{len(form.slots)} cells", f"at most {MAX_CELLS} cells; choose fewer"
-            )
-        return form
+        return self.inputs.read(need_prompt=need_prompt)
 
     def estimate(self) -> tuple[int, int, float]:
         """(new cells, cached cells, estimated USD of the new ones) for the current form.
@@ -171,70 +145,86 @@ class CompareTab(w.VBox):  # type: ignore[misc]
         Raises:
             ValidationError: the form is not valid yet.
         """
-        form = self.read_form(need_prompt=False)
-        cached = 0
-        if form.prompt.strip():
-            try:
-                for ratio, temp, repeat in form.slots:
-                    params = validate_params(
-                        form.prompt,
-                        aspect_ratio=ratio,
-                        temperature=temp,
-                        sample=repeat,
-                        model=self.client.model,
-                    )
-                    cached += self.client.cached(params) is not None
-            except ValidationError:
-                cached = 0
-        new = len(form.slots) - cached
-        return new, cached, self.client.estimate(new)
+        return estimate_grid(self.client, self.read_form(need_prompt=False))
 
     def refresh_estimate(self) -> None:
-        """Recompute the "9 new ≈ $0.56, 3 cached" line (cheap: indexed cache look-ups)."""
+        """Recompute "9 cells · costs $0.56 · $0.31 left" and whether Run is allowed.
+
+        Not while a grid runs: its own cells would be counted as cached half-way through.
+        """
+        if self.jobs.busy:
+            return
         try:
             new, cached, usd = self.estimate()
-        except MaiImageError as exc:  # an invalid form, or e.g. a history closed under us
-            self.estimate_line.value = status_html("error", error_text(exc))
+        except ValidationError:  # an invalid form: the message is under its field
+            self.estimate_line.value = ""
+            self.over_budget = False
             return
-        text = f"{new} new ≈ ${usd:.2f}, {cached} cached"
+        except MaiImageError as exc:  # e.g. a history closed under us
+            self.estimate_line.value = status_html("error", say(exc))
+            return
+        cells = new + cached
+        text = f"{cells} cell{'s' if cells != 1 else ''}"
+        if cached:
+            text += f" ({cached} from the history, free)"
+        text += f" · costs {money(usd)}"
         budget = self.client.budget_usd
+        if budget is not None:
+            text += f" · {money(max(0.0, budget - self.client.spent_usd))} left"
         try:
             self.client.check_budget(new)
         except BudgetExceededError:
-            left = max(0.0, (budget or 0.0) - self.client.spent_usd)
+            self.over_budget = True
             self.estimate_line.value = status_html(
-                "warn", f"{text} — would pass the budget (${left:.2f} left of ${budget:.2f})"
+                "warn", f"{text}. Over the budget: raise it in the header or pick fewer cells."
             )
         else:
+            self.over_budget = False
             self.estimate_line.value = status_html("idle", text)
+        self.run_button.disabled = self.over_budget or self.jobs.busy
+        self.run_button.tooltip = (
+            "The grid would pass the budget" if self.over_budget else "Make the grid"
+        )
 
     # -- run, retry, cancel ----------------------------------------------------------------
 
     def start_run(self) -> bool:
-        """Validate and start the grid; False (and an error line) when refused."""
+        """Validate and start the grid; False (and a message) when refused; nothing drawn then."""
         if self.jobs.busy:
             return False
         try:
             form = self.read_form()
-        except ValidationError as exc:
-            self._show("error", error_text(exc))
+            new, _cached, _usd = self.estimate()
+            self.client.check_budget(new)
+        except ValidationError:
+            self._show("idle", "")  # the message is under its field, once
+            return False
+        except MaiImageError as exc:
+            self._show("error", say(exc))
+            self.refresh_estimate()
             return False
         self.comparison = None
+        self.large.hide()
+        self.grid_link.clear()
         self._build_grid(form)
         self._start_progress(done=0)
-        return self.jobs.start(
-            lambda cancel: self.client.compare(
-                form.prompt,
+        return self.jobs.start(partial(self._run, form), self._finished, on_tick=self._tick)
+
+    def _run(self, form: CompareForm, cancel: threading.Event) -> Comparison | None:
+        try:
+            return self.client.compare(
+                form.prompt_arg,
                 aspect_ratios=form.aspect_ratios,
                 temperatures=form.temperatures,
                 repeats=form.repeats,
                 progress=False,
                 cancel=cancel,
                 on_cell=self._fill,
-            ),
-            self._finished,
-            on_tick=self._tick,
-        )
+            )
+        except BudgetExceededError as exc:  # spent elsewhere since the check: draw nothing
+            self._clear_grid()
+            self._show("error", say(exc))
+            return None
 
     def start_retry(self) -> bool:
         """Re-run the failed and cancelled cells; the finished ones stay."""
@@ -242,7 +232,7 @@ class CompareTab(w.VBox):  # type: ignore[misc]
         if comparison is None or not comparison.failed or self.jobs.busy:
             return False
         for cell in comparison.failed:
-            self._views[(cell.aspect_ratio, cell.temperature, cell.repeat)].wait()
+            self._views[_slot(cell)].wait()
         self._start_progress(done=len(comparison.cells) - len(comparison.failed))
         return self.jobs.start(
             lambda cancel: comparison.retry_failed(
@@ -274,54 +264,63 @@ class CompareTab(w.VBox):  # type: ignore[misc]
 
     def _build_grid(self, form: CompareForm) -> None:
         old = list(self.grid.children)
-        columns = [(t, k) for t in form.temperatures for k in range(form.repeats)]
-        self.cell_views = [CellView(r, t, k, repeats=form.repeats) for r, t, k in form.slots]
+        grid = layout_grid(form, on_open=self.open_cell)
+        self.cell_views, self.groups = grid.cells, grid.groups
         self._views = {view.key: view for view in self.cell_views}
-        heads: list[w.Widget] = [muted("")]
-        heads += [
-            muted(f"t {temperature_label(t)}" + (f" #{k + 1}" if form.repeats > 1 else ""))
-            for t, k in columns
-        ]
-        rows: list[w.Widget] = []
-        for index, ratio in enumerate(form.aspect_ratios):
-            rows.append(muted(ratio_label(ratio)))
-            start = index * len(columns)
-            rows.extend(self.cell_views[start : start + len(columns)])
-        self.grid.layout.grid_template_columns = (
-            f"max-content repeat({len(columns)}, minmax(110px, 1fr))"
-        )
-        self.grid.children = tuple(heads + rows)
+        self.grid.layout.grid_template_columns = grid.columns
+        self.grid.children = tuple(grid.items)
+        shown = form.prompts[0] if len(form.prompts) == 1 else f"{len(form.prompts)} prompts"
         self.grid_title.value = (
-            f'<div class="mai-details"><b>{display.escape(display.short_prompt(form.prompt))}'
-            f"</b></div>"
+            f'<div class="mai-details"><b>{display.escape(display.short_prompt(shown))}</b></div>'
         )
-        self.grid_name_box.value = file_name_for(form.prompt, fallback="grid", suffix="-grid.png")
+        self.grid_name_box.value = file_name_for(
+            form.prompts[0], fallback="grid", suffix="-grid.png"
+        )
+        for widget in old:
+            close_tree(widget)
+
+    def _clear_grid(self) -> None:
+        old = list(self.grid.children)
+        self.grid.children = ()
+        self.cell_views, self._views, self.groups = [], {}, []
+        self.grid_title.value = ""
+        self.progress.value = 0
         for widget in old:
             close_tree(widget)
 
     def _fill(self, cell: Cell) -> None:
         """`on_cell`: runs on the worker thread that finished `cell`."""
-        view = self._views.get((cell.aspect_ratio, cell.temperature, cell.repeat))
+        view = self._views.get(_slot(cell))
         if view is not None:
             if cell.generation is not None:
-                view.show_image(cell.generation, self._preview(cell.generation))
+                view.show_image(cell.generation, self._preview(cell.generation, THUMB_PX))
             elif cell.error is not None:
                 view.show_error(cell.error)
+            for group in self.groups:
+                if view in group.views:
+                    group.update_variation()
         with self._count_lock:
             self._done += 1
             done = self._done
         self.progress.value = min(done, self.progress.max)
 
-    def _preview(self, gen: Generation) -> bytes:
+    def _preview(self, gen: Generation, px: int) -> bytes:
         history = self.client.history
         if history is not None:
             try:
-                return history.thumbnail(gen.id, THUMB_PX)
+                return history.thumbnail(gen.id, px)
             except (KeyError, MaiImageError):
                 pass  # not stored (the history could not be written): make one from the image
-        return previews.preview_bytes(gen.image, THUMB_PX)
+        return previews.preview_bytes(gen.image, px)
 
-    def _finished(self, comparison: Comparison) -> None:
+    def open_cell(self, view: CellView) -> None:
+        """Show a finished cell large, above the grid."""
+        if view.generation is not None:
+            self.large.show(view.generation, self._preview(view.generation, LARGE_PX))
+
+    def _finished(self, comparison: Comparison | None) -> None:
+        if comparison is None:
+            return
         self.comparison = comparison
         total = len(comparison.cells)
         failed = comparison.failed
@@ -340,7 +339,7 @@ class CompareTab(w.VBox):  # type: ignore[misc]
             self.progress.bar_style = "success"
             self._show(
                 "ok",
-                f"Done: {total} images · ${comparison.paid_usd:.4f} paid · "
+                f"Done: {total} images · {money(comparison.paid_usd)} paid · "
                 f"{from_history} from the history",
             )
 
@@ -353,46 +352,39 @@ class CompareTab(w.VBox):  # type: ignore[misc]
             if view.state == "waiting":
                 view.show_error(MaiImageError("not run"))
 
-    # -- save ------------------------------------------------------------------------------
-
-    def start_save(self) -> bool:
-        """Save the contact sheet as a PNG carrying the grid's parameters."""
-        comparison = self.comparison
-        if comparison is None or self.jobs.busy:
-            return False
-        name = self.grid_name_box.value.strip()
-        if not name:
-            self._show("error", "file name: type a file name, e.g. grid.png")
-            return False
-        self._show("busy", "Saving the grid…")
-        return self.jobs.start(
-            lambda _cancel: run_file_write(
-                partial(comparison.save, name), f"could not save {name}"
-            ),
-            lambda path: self._show("ok", f"Saved to {path}"),
-        )
-
     # -- state -----------------------------------------------------------------------------
 
     def _show(self, tone: Tone, text: str) -> None:
         self.status_line.value = status_html(tone, text)
 
     def _set_busy(self, busy: bool) -> None:
-        self.run_button.disabled = busy
+        self.run_button.disabled = busy or self.over_budget
         self.cancel_button.disabled = not busy
         failed = self.comparison is not None and bool(self.comparison.failed)
         self.retry_button.disabled = busy or not failed
-        self.save_grid_button.disabled = busy or self.comparison is None
+        self.files.enable(not busy and self.comparison is not None)
         if not busy:
             self.refresh_estimate()
             self._on_settled()
 
-    def cell(self, aspect_ratio: str, temperature: float, repeat: int = 0) -> CellView:
-        """The view of one cell (for tests and notebooks)."""
-        return self._views[(aspect_ratio, temperature, repeat)]
+    def cell(
+        self, aspect_ratio: str, temperature: float, repeat: int = 0, *, prompt: str | None = None
+    ) -> CellView:
+        """The view of one cell (for tests and notebooks); `prompt` defaults to the first."""
+        if prompt is None:
+            prompt = self.cell_views[0].key[0]
+        return self._views[(prompt, aspect_ratio, temperature, repeat)]
 
     def views_in(self, states: Sequence[str]) -> list[CellView]:
         return [view for view in self.cell_views if view.state in states]
 
     def close_jobs(self) -> None:
         self.jobs.close()
+
+
+def _slot(cell: Cell) -> Slot:
+    return (cell.prompt, cell.aspect_ratio, cell.temperature, cell.repeat)
+
+
+def _auto() -> w.Layout:
+    return w.Layout(width="auto")

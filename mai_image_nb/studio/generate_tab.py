@@ -1,338 +1,377 @@
-"""The Generate tab: one prompt and its settings in, one image (a ≤512 px preview) out.
+"""The Generate tab: one prompt and its settings in, one image (or a small batch) out.
 
 Clicks validate on the kernel's thread and hand the call to a `JobRunner`; the worker only
-assigns widget values. The full PNG stays in the history; the widget holds a JPEG preview.
+assigns widget values. The full PNG stays in the history; the widget holds a JPEG preview;
+Download offers the full PNG (parameters embedded) to the browser.
+
+Ctrl+Enter: ipywidgets gives the kernel no key events, and the panel runs no front-end code,
+so the shortcut is not offered; Tab moves to the Generate button and Enter presses it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import threading
-import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any
 
 import ipywidgets as w
 
-from mai_image_nb import previews
+from mai_image_nb import imagemeta, previews
 from mai_image_nb.client import Client
-from mai_image_nb.errors import MaiImageError, ValidationError
-from mai_image_nb.generation import Generation
-from mai_image_nb.params import (
-    PROMPT_MAX_CHARS,
-    TEMPERATURE_MAX,
-    TEMPERATURE_MIN,
-    Params,
-    validate_params,
+from mai_image_nb.errors import (
+    BudgetExceededError,
+    CancelledError,
+    MaiImageError,
+    ValidationError,
 )
+from mai_image_nb.generation import Generation
+from mai_image_nb.params import Params, validate_params
 
+from .downloads import DownloadLink
+from .generate_form import GenerateInputs, code_for, copy_button_html, parse_token_limit
 from .jobs import JobRunner
+from .messages import money, say
 from .widgets import (
+    Html,
     Tone,
     details_html,
-    error_text,
-    field,
     file_name_for,
     muted,
     on_click,
-    ratio_options,
-    ratio_size,
-    reject_blank_prompt,
     run_file_write,
     status_html,
 )
 
-__all__ = ["GenerateTab", "code_for", "parse_token_limit"]
+__all__ = ["GenerateTab", "code_for", "copy_button_html", "parse_token_limit"]
 
 MAX_SAMPLE_SEARCH = 10_000  # how far "New variation" looks for an unused sample index
+STRIP_PX = 128
 
 
-def parse_token_limit(field_name: str, text: str) -> int | None:
-    """The integer typed in a token-limit box; empty means "not sent".
+class GenerateTab(w.HBox):  # type: ignore[misc]
+    """The form, the cost and Generate on the left; the image, Save and Download on the right."""
 
-    Raises:
-        ValidationError: not a whole number >= 1.
-    """
-    stripped = text.strip()
-    if not stripped:
-        return None
-    allowed = "a whole number ≥ 1, or empty to leave it out"
-    try:
-        number = int(stripped)
-    except ValueError:
-        raise ValidationError(field_name, text, allowed) from None
-    if number < 1:
-        raise ValidationError(field_name, text, allowed)
-    return number
-
-
-def code_for(params: Params) -> str:
-    """The exact `client.generate(...)` call that reproduces `params` (the prompt via repr)."""
-    kwargs = params.generate_kwargs()
-    args = [repr(kwargs.pop("prompt"))]
-    if not kwargs.get("sample"):
-        kwargs.pop("sample", None)
-    args.extend(f"{name}={value!r}" for name, value in kwargs.items())
-    return f"client.generate({', '.join(args)})"
-
-
-class GenerateTab(w.VBox):  # type: ignore[misc]
-    """Prompt, ratio, temperature and token limits; Generate; the preview, details and Save."""
-
-    def __init__(self, client: Client, *, on_settled: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        client: Client,
+        *,
+        on_settled: Callable[[], None],
+        on_full: Callable[[Generation], None],
+    ) -> None:
         self.client = client
         self._on_settled = on_settled
+        self._on_full = on_full
         self.generation: Generation | None = None  # the image shown
-        self.last_timing: dict[str, float] = {}  # click-to-preview figures of the last run
-        self._hint: Params | None = None  # settings taken from the history (keeps their sample)
-        self._clicked_at = 0.0
+        self.batch: list[Generation] = []
+        self.over_budget = False
 
-        self.prompt_box = w.Textarea(
-            placeholder="Describe the image: a lighthouse at dusk, warm light, wide shot",
-            rows=4,
-            layout=w.Layout(width="100%"),
-        )
-        self.prompt_count = muted(f"0 / {PROMPT_MAX_CHARS}")
-        self.ratio_picker = w.ToggleButtons(
-            options=ratio_options(),
-            value="1:1",
-            tooltips=[ratio_size(value) for _, value in ratio_options()],
-            style={"button_width": "auto"},
-        )
-        self.ratio_picker.add_class("mai-ratio")
-        self.temperature_slider = w.FloatSlider(
-            value=1.0,
-            min=TEMPERATURE_MIN,
-            max=TEMPERATURE_MAX,
-            step=0.05,
-            readout_format=".2f",
-            continuous_update=False,
-            layout=w.Layout(width="100%"),
-        )
-        self.max_tokens_box = w.Text(placeholder="not sent", layout=w.Layout(width="150px"))
-        self.max_completion_tokens_box = w.Text(
-            placeholder="not sent", layout=w.Layout(width="150px")
-        )
-        advanced = w.VBox(
-            [
-                w.HBox(
-                    [
-                        field("max_tokens", self.max_tokens_box),
-                        field("max_completion_tokens", self.max_completion_tokens_box),
-                    ],
-                    layout=w.Layout(grid_gap="12px"),
-                ),
-                muted("Whole numbers; an empty field is not sent."),
-            ]
-        )
-        self.advanced = w.Accordion(children=[advanced], titles=("Advanced",), selected_index=None)
+        self.inputs = GenerateInputs(lambda: self.client.model)
+        self.prompt_box = self.inputs.prompt_box
+        self.ratio_picker = self.inputs.ratio_picker
+        self.temperature_slider = self.inputs.temperature_slider
+        self.sample_box = self.inputs.sample_box
+        self.count_box = self.inputs.count_box
+        self.max_tokens_box = self.inputs.max_tokens_box
+        self.max_completion_tokens_box = self.inputs.max_completion_tokens_box
+        self.cost_line = Html()
         self.generate_button = w.Button(
-            description="Generate", button_style="primary", tooltip="Make the image"
-        )
+            description="Generate", button_style="primary", tooltip="Make the image",
+            layout=_auto(),
+        )  # fmt: skip
+        self.cancel_button = w.Button(description="Cancel", disabled=True, layout=_auto())
         self.variation_button = w.Button(
-            description="New variation",
+            description="New variation", disabled=True, layout=_auto(),
             tooltip="Same settings, another image (the next unused sample)",
-            disabled=True,
-        )
-        self.status_line = w.HTML(status_html("idle", "Ready."))
+        )  # fmt: skip
+        self.upload = w.FileUpload(
+            accept=".png,.jpg,.jpeg,.webp,image/png,image/jpeg,image/webp", multiple=False,
+            description="Open image", layout=_auto(),
+            tooltip="A PNG, JPEG or WebP saved by this toolkit: its settings fill this form",
+        )  # fmt: skip
+        self.status_line = Html(status_html("idle", "Ready."))
 
         self.image_view = w.Image(format="jpeg", layout=w.Layout(display="none"))
         self.image_view.add_class("mai-preview")
         self.placeholder = muted("Your image appears here.")
         self.stage = w.Box(
             [self.placeholder, self.image_view],
-            layout=w.Layout(
-                justify_content="center", align_items="center", min_height="280px", width="100%"
-            ),
+            layout=w.Layout(justify_content="center", align_items="center", min_height="200px"),
         )
         self.stage.add_class("mai-stage")
-        self.details = w.HTML("")
+        self.lightbox_slot = w.Box([], layout=w.Layout(width="100%"))  # the Studio's lightbox
+        self.strip = w.HBox([], layout=w.Layout(grid_gap="6px", flex_flow="row wrap"))
+        self.details = Html("")
         self.details.add_class("mai-details")
-        self.filename_box = w.Text(placeholder="file name.png", layout=w.Layout(flex="1 1 auto"))
-        self.save_button = w.Button(description="Save", icon="download", disabled=True)
+        self.filename_box = w.Text(placeholder="file name.png", layout=w.Layout(width="200px"))
+        self.save_button = w.Button(
+            description="Save", icon="save", disabled=True, layout=_auto(),
+            tooltip="Save into the kernel's folder",
+        )  # fmt: skip
+        self.download_button = w.Button(
+            description="Download", icon="download", disabled=True, layout=_auto(),
+            tooltip="The full PNG with its parameters, for this computer",
+        )  # fmt: skip
+        self.full_button = w.Button(
+            description="Full size", icon="expand", disabled=True, layout=_auto()
+        )
+        self.link = DownloadLink()
         self.copy_code = w.Textarea(rows=2, layout=w.Layout(width="100%"))
         self.copy_code.add_class("mai-code")
+        self.copy_button = Html("")
         self.code_panel = w.Accordion(
-            children=[w.VBox([muted("Select and copy:"), self.copy_code])],
+            children=[w.VBox([self.copy_code, self.copy_button])],
             titles=("Copy as code",),
             selected_index=None,
         )
 
+        wrap = w.Layout(grid_gap="6px", flex_flow="row wrap", align_items="center")
         controls = w.VBox(
             [
-                field("Prompt", self.prompt_box),
-                self.prompt_count,
-                field("Aspect ratio", self.ratio_picker),
-                field("Temperature — 0 repeats itself, 2 surprises", self.temperature_slider),
-                self.advanced,
+                self.inputs,
+                self.cost_line,
                 w.HBox(
-                    [self.generate_button, self.variation_button], layout=w.Layout(grid_gap="8px")
+                    [self.generate_button, self.cancel_button, self.variation_button], layout=wrap
                 ),
                 self.status_line,
+                self.upload,
             ],
-            layout=w.Layout(flex="1 1 380px", max_width="500px", grid_gap="6px"),
+            layout=w.Layout(flex="1 1 250px", max_width="400px", min_width="0", grid_gap="4px"),
         )
         result = w.VBox(
             [
                 self.stage,
+                self.strip,
                 self.details,
-                w.HBox([self.filename_box, self.save_button], layout=w.Layout(grid_gap="8px")),
+                w.HBox([self.full_button, self.download_button, self.link], layout=wrap),
+                self.lightbox_slot,  # right under the Full size button
+                w.HBox([self.filename_box, self.save_button], layout=wrap),
                 self.code_panel,
             ],
-            layout=w.Layout(flex="1 1 420px", grid_gap="6px"),
+            layout=w.Layout(flex="999 1 240px", min_width="0", grid_gap="6px"),
         )
         super().__init__(
-            [w.HBox([controls, result], layout=w.Layout(flex_flow="row wrap", grid_gap="16px"))],
-            layout=w.Layout(padding="8px"),
+            [controls, result],
+            layout=w.Layout(padding="8px", grid_gap="16px", flex_flow="row wrap"),
         )
 
         self.jobs = JobRunner(name="generate", on_busy=self._set_busy, on_error=self._show_error)
         self.idle: threading.Event = self.jobs.idle
-        self.prompt_box.observe(self._on_prompt, names="value")
-        for box in (self.max_tokens_box, self.max_completion_tokens_box):
-            box.observe(self._on_limit, names="value")
-        on_click(
-            self.generate_button, partial(self.start_generate, new_sample=False), self._show_error
-        )
+        self.inputs.observe_all(lambda _c: self.refresh_cost())
+        self.upload.observe(lambda _c: self._on_upload(), names="value")
+        on_click(self.generate_button, self.start_generate, self._show_error)
+        on_click(self.cancel_button, self.cancel, self._show_error)
         on_click(
             self.variation_button, partial(self.start_generate, new_sample=True), self._show_error
         )
         on_click(self.save_button, self.start_save, self._show_error)
+        on_click(self.download_button, self.download, self._show_error)
+        on_click(self.full_button, self.full, self._show_error)
+        self.refresh_cost()
 
-    # -- form ------------------------------------------------------------------------------
+    # -- form and cost ---------------------------------------------------------------------
 
     @property
     def busy(self) -> bool:
         return self.jobs.busy
 
     def read_form(self) -> Params:
-        """The form's settings as validated `Params`.
+        """The form's settings as validated `Params` (the first of a batch).
 
         Raises:
             ValidationError: naming the field that is wrong.
         """
-        prompt = self.prompt_box.value
-        reject_blank_prompt(prompt)
-        params = validate_params(
-            prompt,
-            aspect_ratio=self.ratio_picker.value,
-            temperature=float(self.temperature_slider.value),
-            max_tokens=parse_token_limit("max_tokens", self.max_tokens_box.value),
-            max_completion_tokens=parse_token_limit(
-                "max_completion_tokens", self.max_completion_tokens_box.value
-            ),
-            model=self.client.model,
-        )
-        hint = self._hint
-        if hint is not None and dataclasses.replace(params, sample=hint.sample) == hint:
-            return hint
-        return params
+        return self.inputs.read()[0]
 
     def apply(self, params: Params) -> None:
         """Fill the form with `params` ("Use these settings")."""
-        self.prompt_box.value = params.prompt
-        self.ratio_picker.value = params.aspect_ratio
-        self.temperature_slider.value = params.temperature
-        self.max_tokens_box.value = "" if params.max_tokens is None else str(params.max_tokens)
-        self.max_completion_tokens_box.value = (
-            "" if params.max_completion_tokens is None else str(params.max_completion_tokens)
-        )
-        self._hint = params
-        self._show("idle", "Settings filled in from the history: press Generate.")
+        self.inputs.apply(params)
+        self._show("idle", "Settings filled in: press Generate.")
 
-    def _on_prompt(self, change: dict[str, Any]) -> None:
-        count = len(change["new"])
-        over = " mai-status-error" if count > PROMPT_MAX_CHARS else ""
-        self.prompt_count.value = (
-            f'<span class="mai-muted{over}">{count} / {PROMPT_MAX_CHARS}</span>'
-        )
+    def _batch_params(self, params: Params, count: int) -> list[Params]:
+        return [dataclasses.replace(params, sample=params.sample + k) for k in range(count)]
 
-    def _on_limit(self, change: dict[str, Any]) -> None:
-        owner = change["owner"]
-        name = "max_tokens" if owner is self.max_tokens_box else "max_completion_tokens"
+    def refresh_cost(self) -> None:
+        """The cost before Generate is pressed: "costs $0.0627 · $0.31 left", or "free"."""
+        if self.jobs.busy:
+            return
         try:
-            parse_token_limit(name, change["new"])
-        except ValidationError as exc:
-            self._show("error", error_text(exc))
+            self._refresh_cost()
+        except MaiImageError as exc:  # e.g. a history closed under us: one line, no traceback
+            self.cost_line.value = status_html("error", say(exc))
+
+    def _refresh_cost(self) -> None:
+        try:
+            params, count = self.inputs.read() if self.prompt_box.value.strip() else (None, 0)
+        except MaiImageError:
+            self.cost_line.value = ""
+            return
+        if params is None:
+            count = int(self.count_box.value)
+            new = count
         else:
-            if "mai-status-error" in self.status_line.value and name in self.status_line.value:
-                self._show("idle", "Ready.")
+            new = sum(self.client.cached(p) is None for p in self._batch_params(params, count))
+        if new == 0:
+            text = "free: already in the history"
+        else:
+            text = f"costs {money(self.client.estimate(new))}"
+            if count > new:
+                text += f" ({count - new} from the history)"
+        budget = self.client.budget_usd
+        if budget is not None:
+            text += f" · {money(max(0.0, budget - self.client.spent_usd))} left"
+        try:
+            self.client.check_budget(new)
+            self.over_budget = False
+            self.cost_line.value = status_html("idle", text)
+        except BudgetExceededError:
+            self.over_budget = True
+            self.cost_line.value = status_html("warn", f"{text}. Over the budget: raise it above.")
+        self.generate_button.disabled = self.over_budget
 
     # -- generate --------------------------------------------------------------------------
 
     def start_generate(self, *, new_sample: bool = False) -> bool:
-        """Validate the form and start the call; False (and an error line) when refused."""
+        """Validate the form and start the call(s); False (and a message) when refused."""
         if self.jobs.busy:
             return False
-        clicked = time.perf_counter()
         try:
-            params = self.read_form()
+            params, count = self.inputs.read()
             if new_sample:
                 params = self._next_free_sample(params)
-        except MaiImageError as exc:  # ValidationError, or a history that cannot be read
-            self._show("error", error_text(exc))
+                self.sample_box.value = params.sample
+                count = 1
+            batch = self._batch_params(params, count)
+            self.client.check_budget(sum(self.client.cached(p) is None for p in batch))
+        except ValidationError:
+            self._show("idle", "")  # the message is under its field, once
             return False
-        self._clicked_at = clicked
-        self._show("busy", "Generating…")
+        except MaiImageError as exc:
+            self._show("error", say(exc))
+            return False
+        self.link.clear()
+        self._show("busy", "Generating…" if count == 1 else f"Generating {count} images…")
         return self.jobs.start(
-            lambda cancel: self._make(params, cancel),
+            partial(self._make, batch),
             self._present,
             on_tick=lambda s: self._show("busy", f"Generating… {s:.1f} s"),
         )
+
+    def cancel(self) -> None:
+        """Stop: a request not yet sent is not sent; one on the wire finishes (and is kept)."""
+        if self.jobs.busy:
+            self.jobs.request_cancel()
+            self.cancel_button.disabled = True
+            self._show("busy", "Cancelling…")
 
     def _next_free_sample(self, params: Params) -> Params:
         for sample in range(params.sample + 1, params.sample + MAX_SAMPLE_SEARCH):
             candidate = dataclasses.replace(params, sample=sample)
             if self.client.cached(candidate) is None:
                 return candidate
-        raise ValidationError("sample", params.sample, "an index with no stored image")
+        raise MaiImageError("No unused sample nearby: type another sample number.")
 
-    def _make(self, params: Params, cancel: threading.Event) -> tuple[Generation, bytes, float]:
-        started = time.perf_counter()
-        # The form is validated already; `cancel` (set by close()) also ends a back-off wait.
-        gen = self.client.generate_params(params, cache=True, cancel=cancel)
-        call_s = time.perf_counter() - started
-        return gen, previews.preview_bytes(gen.image), call_s
+    def _make(self, batch: list[Params], cancel: threading.Event) -> list[tuple[Generation, bytes]]:
+        made: list[tuple[Generation, bytes]] = []
+        for params in batch:  # in order; the form is validated already
+            try:
+                gen = self.client.generate_params(params, cache=True, cancel=cancel)
+            except CancelledError:
+                if made:
+                    break
+                raise
+            made.append((gen, previews.preview_bytes(gen.image)))
+            if len(batch) > 1:
+                self._show("busy", f"Generating… {len(made)} of {len(batch)}")
+        return made
 
-    def _present(self, made: tuple[Generation, bytes, float]) -> None:
-        gen, preview, call_s = made
+    def _present(self, made: list[tuple[Generation, bytes]]) -> None:
+        gen, preview = made[0]
+        self.batch = [g for g, _ in made]
+        self.show(gen, preview)
+        self._draw_strip(made if len(made) > 1 else [])
+        if len(made) > 1:
+            paid = sum(g.usd_spent for g, _ in made if not g.cached)
+            self._show("ok", f"{len(made)} images · {money(paid)} paid")
+        elif gen.cached:
+            self._show("ok", "From the history: no charge. New variation makes another.")
+        else:
+            self._show("ok", f"Done in {gen.elapsed_s:.2f} s · {money(gen.usd_spent)}")
+
+    def show(self, gen: Generation, preview: bytes) -> None:
+        """Show `gen` in the stage with its details, file name and code."""
         self.generation = gen
-        self._hint = None
         self.image_view.value = preview
         self.image_view.layout.display = None
         self.placeholder.layout.display = "none"
         self.details.value = details_html(gen)
-        self.copy_code.value = code_for(gen.params)
+        code = code_for(gen.params)
+        self.copy_code.value = code
+        self.copy_button.value = copy_button_html(code)
         self.filename_box.value = file_name_for(gen.prompt)
-        shown = time.perf_counter()
-        total_s = shown - self._clicked_at
-        self.last_timing = {
-            "click_to_preview_s": total_s,
-            "call_s": call_s,
-            "overhead_s": total_s - call_s,
-        }
-        if gen.cached:
-            self._show("ok", "From the history: no charge. New variation makes another.")
-        else:
-            self._show("ok", f"Done in {call_s:.2f} s · ${gen.usd_spent:.4f}")
+        self.link.clear()
+        for button in (self.save_button, self.download_button, self.full_button):
+            button.disabled = self.jobs.busy and not self.jobs.in_worker()
 
-    # -- save ------------------------------------------------------------------------------
+    def _draw_strip(self, made: list[tuple[Generation, bytes]]) -> None:
+        cards: list[w.Widget] = []
+        for gen, preview in made:
+            thumb = previews.preview_bytes(gen.image, STRIP_PX)
+            image = w.Image(value=thumb, format="jpeg")
+            image.add_class("mai-strip-thumb")
+            button = w.Button(description=f"#{gen.sample}", layout=_auto(), tooltip="Show this one")
+            button.on_click(lambda _b, g=gen, p=preview: self.show(g, p))
+            card = w.VBox([image, button], layout=w.Layout(align_items="center"))
+            card.add_class("mai-card")
+            cards.append(card)
+        old = list(self.strip.children)
+        self.strip.children = tuple(cards)
+        for widget in old:
+            widget.close()
+
+    # -- save, download, full size, upload -------------------------------------------------
 
     def start_save(self) -> bool:
-        """Save the shown image as a PNG with its parameters, under the file name given."""
+        """Save the shown image as a PNG with its parameters (into the kernel's folder)."""
         gen = self.generation
         if gen is None or self.jobs.busy:
             return False
         name = self.filename_box.value.strip()
         if not name:
-            self._show("error", "file name: type a file name, e.g. lighthouse.png")
+            self._show("error", "Type a file name, e.g. lighthouse.png.")
             return False
         self._show("busy", "Saving…")
         return self.jobs.start(
             lambda _cancel: run_file_write(partial(gen.save, name), f"could not save {name}"),
             lambda path: self._show("ok", f"Saved to {path}"),
         )
+
+    def download(self) -> None:
+        """Offer the full PNG (parameters embedded) as a link that saves it on this computer."""
+        gen = self.generation
+        if gen is not None:
+            name = self.filename_box.value.strip() or file_name_for(gen.prompt)
+            self.link.offer(name if name.lower().endswith(".png") else f"{name}.png",
+                            gen.png_bytes(), "image/png")  # fmt: skip
+
+    def full(self) -> None:
+        if self.generation is not None:
+            self._on_full(self.generation)
+
+    def _on_upload(self) -> None:
+        files = self.upload.value
+        if not files:
+            return
+        item = files[0]
+        name, content = item["name"], bytes(item["content"])
+        self.upload.value = ()  # the file's bytes do not stay in the widget (or the notebook)
+        try:
+            kwargs = imagemeta.read_params(content)
+        except (MaiImageError, OSError, ValueError):
+            self._show("error", f"{name} has no settings from this toolkit: pick one it saved.")
+            return
+        self.inputs.apply(validate_params(**kwargs, model=self.client.model))
+        self._show("ok", f"Settings from {name} filled in: press Generate.")
 
     # -- state -----------------------------------------------------------------------------
 
@@ -343,11 +382,18 @@ class GenerateTab(w.VBox):  # type: ignore[misc]
         self._show("error", text)
 
     def _set_busy(self, busy: bool) -> None:
-        self.generate_button.disabled = busy
+        self.generate_button.disabled = busy or self.over_budget
+        self.cancel_button.disabled = not busy
         self.variation_button.disabled = busy or self.generation is None
-        self.save_button.disabled = busy or self.generation is None
+        for button in (self.save_button, self.download_button, self.full_button):
+            button.disabled = busy or self.generation is None
         if not busy:
+            self.refresh_cost()
             self._on_settled()
 
     def close_jobs(self) -> None:
         self.jobs.close()
+
+
+def _auto() -> w.Layout:
+    return w.Layout(width="auto")

@@ -11,22 +11,28 @@ import math
 import threading
 from collections.abc import Callable, Sequence
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
 
-from mai_image_nb import display
 from mai_image_nb.client import Client
 from mai_image_nb.errors import MaiImageError
-from mai_image_nb.export import export_generations
 from mai_image_nb.generation import Generation
 from mai_image_nb.history import History
 from mai_image_nb.params import Params
 
 from .gallery import LargeView, SideBySide, Tile
+from .history_files import HistoryFiles
+from .history_filters import HistoryFilters
 from .jobs import Coalescer, JobRunner
-from .widgets import ConfirmRow, Tone, muted, on_click, run_file_write, status_html
+from .widgets import (
+    ConfirmRow,
+    Html,
+    Tone,
+    muted,
+    on_click,
+    status_html,
+)
 
 __all__ = ["HistoryTab"]
 
@@ -35,7 +41,6 @@ log = logging.getLogger(__name__)
 DEFAULT_PAGE_SIZE = 12
 LARGE_PX = 512  # the large view: a stored ≤512 px JPEG, made once
 MAX_SIDE_BY_SIDE = 6
-DEFAULT_EXPORT_FOLDER = "mai_export"
 
 
 class HistoryTab(w.VBox):  # type: ignore[misc]
@@ -49,6 +54,7 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
         client: Client,
         *,
         on_use: Callable[[Params], None],
+        on_full: Callable[[Generation], None],
         page_size: int = DEFAULT_PAGE_SIZE,
     ) -> None:
         self.client = client
@@ -63,11 +69,12 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
         self._renderer = Coalescer(self._render_safely, name="gallery")
         self.refreshed = self._renderer.idle  # set whenever no page render is pending
 
-        self.filter_box = w.Text(
-            placeholder="Filter: words in the prompt", layout=w.Layout(width="280px")
-        )
-        self.count_line = muted("")
-        self.status_line = w.HTML(status_html("idle", ""))
+        self.filters = HistoryFilters()
+        self.filter_box = self.filters.text_box
+        self.ratio_filter = self.filters.ratio
+        self.temperature_filter = self.filters.temperature
+        self.count_line = self.filters.count_line
+        self.status_line = Html(status_html("idle", ""))
         self.tiles = [Tile() for _ in range(self.page_size)]
         self.gallery = w.GridBox(
             self.tiles,
@@ -79,26 +86,33 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
         self.next_button = w.Button(description="Older ›", disabled=True)
         self.page_label = muted("")
         self.selection_line = muted("")
-        self.side_by_side_button = w.Button(description="Side by side", disabled=True)
-        self.clear_selection_button = w.Button(description="Clear selection", disabled=True)
-        self.delete_button = w.Button(description="Delete", icon="trash", disabled=True)
-        self.export_folder_box = w.Text(value=DEFAULT_EXPORT_FOLDER, layout=w.Layout(width="200px"))
-        self.export_button = w.Button(description="Export all", icon="folder-open")
+        auto = w.Layout(width="auto")
+        self.side_by_side_button = w.Button(description="Side by side", disabled=True, layout=auto)
+        self.clear_selection_button = w.Button(
+            description="Clear selection", disabled=True, layout=w.Layout(width="auto")
+        )
+        self.delete_button = w.Button(
+            description="Delete", icon="trash", disabled=True, layout=w.Layout(width="auto")
+        )
+        self.files = HistoryFiles(
+            self.store, lambda: self.jobs, lambda: list(self.selected.values()), self._show
+        )
+        self.download_button, self.download_link = self.files.download_button, self.files.link
+        self.export_folder_box = self.files.folder_box
+        self.export_button = self.files.export_button
         self.confirm_row = ConfirmRow(yes="Yes, delete", no="No, keep")
         self.confirm_line = self.confirm_row.question
         self.confirm_yes_button = self.confirm_row.yes_button
         self.confirm_no_button = self.confirm_row.no_button
-        self.detail_view = LargeView()
+        self.detail_view = LargeView(on_use=on_use, on_full=on_full)
         self.detail_image = self.detail_view.image_view
         self.detail_info = self.detail_view.info
         self.use_button = self.detail_view.use_button
         self.close_detail_button = self.detail_view.close_button
-        self.side_by_side = SideBySide()
+        self.side_by_side = SideBySide(on_full=on_full)
+        self.lightbox_slot = w.Box([], layout=w.Layout(width="100%"))  # the Studio's lightbox
 
-        toolbar = w.HBox(
-            [self.filter_box, self.count_line],
-            layout=w.Layout(grid_gap="12px", align_items="center"),
-        )
+        toolbar = self.filters
         pager = w.HBox(
             [self.prev_button, self.page_label, self.next_button],
             layout=w.Layout(grid_gap="10px", align_items="center", justify_content="center"),
@@ -109,6 +123,8 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
                 self.side_by_side_button,
                 self.clear_selection_button,
                 self.delete_button,
+                self.download_button,
+                self.download_link,
                 self.export_folder_box,
                 self.export_button,
             ],
@@ -121,13 +137,14 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
                 self.confirm_row,
                 self.detail_view,
                 self.side_by_side,
+                self.lightbox_slot,  # under the large view or side by side, over the gallery
                 self.gallery,
                 pager,
                 actions,
             ],
             layout=w.Layout(grid_gap="8px"),
         )
-        self.off_message = w.HTML(
+        self.off_message = Html(
             '<div class="mai-details">The history is off for this client '
             "(<code>history=False</code>), so there is nothing to browse here. Images made in "
             "this session are kept in memory only; use <code>Client()</code> with a history "
@@ -141,20 +158,23 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
 
         self.jobs = JobRunner(name="history", on_busy=self._set_busy, on_error=self._show_error)
         self.idle: threading.Event = self.jobs.idle
-        self.filter_box.observe(self._on_filter, names="value")
+        for control in self.filters.controls:
+            control.observe(self._on_filter, names="value")
         on_click(self.prev_button, lambda: self.show_page(self.page - 1), self._show_error)
         on_click(self.next_button, lambda: self.show_page(self.page + 1), self._show_error)
         for tile in self.tiles:
             on_click(tile.view_button, partial(self._open_tile, tile), self._show_error)
             tile.select_box.observe(lambda c, t=tile: self._on_select(t, c), names="value")
-        on_click(self.use_button, self.use_opened, self._show_error)
         on_click(self.close_detail_button, self.close_detail, self._show_error)
         on_click(self.side_by_side_button, self.show_side_by_side, self._show_error)
         on_click(self.clear_selection_button, self.clear_selection, self._show_error)
         on_click(self.delete_button, self.ask_delete, self._show_error)
         on_click(self.confirm_yes_button, self.confirm_delete, self._show_error)
         on_click(self.confirm_no_button, self.cancel_delete, self._show_error)
-        on_click(self.export_button, self.start_export, self._show_error)
+        on_click(self.export_button, self.files.start_export, self._show_error)
+        on_click(self.download_button, self.files.start_download, self._show_error)
+        for tile in self.tiles:
+            on_click(tile.full_button, partial(self._full_tile, tile, on_full), self._show_error)
         self.refresh()
 
     # -- pages -----------------------------------------------------------------------------
@@ -176,11 +196,8 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
         store = self.store
         if store is None:
             return
-        text = self.filter_box.value
-        total = store.count(text)
+        gens, page, total = self.filters.page(store, self.page, self.page_size)
         pages = max(1, math.ceil(total / self.page_size))
-        page = min(max(0, self.page), pages - 1)
-        gens = store.search(text, limit=self.page_size, offset=page * self.page_size)
         self.page, self.total = page, total
         for index, tile in enumerate(self.tiles):
             if index >= len(gens):
@@ -192,11 +209,6 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
             except (KeyError, MaiImageError):
                 thumb = b""  # deleted meanwhile, or its file is gone: keep the caption
             tile.show(gen, thumb, selected=gen.id in self.selected)
-        noun = "image" if total == 1 else "images"
-        match = f" match “{text.strip()}”" if text.strip() else ""
-        self.count_line.value = (
-            f'<span class="mai-muted">{total} {noun}{display.escape(match)}</span>'
-        )
         self.page_label.value = f'<span class="mai-muted">Page {page + 1} of {pages}</span>'
         self.prev_button.disabled = page == 0
         self.next_button.disabled = page >= pages - 1
@@ -236,6 +248,7 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
             self._show("error", str(exc))
             return
         self.opened = gen
+        self.side_by_side.hide()  # one view at a time: the newest one
         self.detail_view.show(gen, preview)
         self.delete_button.disabled = self.jobs.busy
         self._show("idle", "")
@@ -247,8 +260,11 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
 
     def use_opened(self) -> None:
         """Fill the Generate tab with the opened generation's settings and switch to it."""
-        if self.opened is not None:
-            self._on_use(self.opened.params)
+        self.detail_view.use()
+
+    def _full_tile(self, tile: Tile, on_full: Callable[[Generation], None]) -> None:
+        if tile.generation is not None:
+            on_full(tile.generation)
 
     # -- selection -------------------------------------------------------------------------
 
@@ -283,6 +299,9 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
             f'<span class="mai-muted">{count} selected</span>' if count else ""
         )
         self.side_by_side_button.disabled = count < 2
+        self.download_button.disabled = busy or count == 0
+        if count == 0:
+            self.download_link.clear()
         self.clear_selection_button.disabled = count == 0
         self.delete_button.disabled = busy or (count == 0 and self.opened is None)
         self.export_button.description = f"Export {count} selected" if count else "Export all"
@@ -300,6 +319,7 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
                 items.append((gen, store.thumbnail(gen.id)))
             except (KeyError, MaiImageError):
                 items.append((gen, b""))
+        self.close_detail()  # one view at a time: the old large view goes
         self.side_by_side.show(items)
         more = len(self.selected) - len(chosen)
         note = f" (the first {len(chosen)}; {more} more selected)" if more > 0 else ""
@@ -355,27 +375,6 @@ class HistoryTab(w.VBox):  # type: ignore[misc]
 
         self._show("busy", "Deleting…")
         return self.jobs.start(delete, done)
-
-    def start_export(self) -> bool:
-        """Export the selected images, or all, to the folder given (PNGs plus indexes)."""
-        store = self.store
-        folder = self.export_folder_box.value.strip()
-        if store is None or self.jobs.busy:
-            return False
-        if not folder:
-            self._show("error", "export folder: type a folder name, e.g. mai_export")
-            return False
-        chosen = list(self.selected.values())
-        count = len(chosen) if chosen else len(store)
-
-        def export() -> Path:
-            return export_generations(chosen, folder) if chosen else store.export(folder)
-
-        self._show("busy", f"Exporting {count} images…")
-        return self.jobs.start(
-            lambda _cancel: run_file_write(export, f"could not export to {folder}"),
-            lambda path: self._show("ok", f"Exported {count} images to {path}"),
-        )
 
     # -- state -----------------------------------------------------------------------------
 

@@ -57,6 +57,11 @@ class JobRunner:
     `on_busy(True/False)` runs on the caller's thread when a job starts and on the worker's
     thread when it ends (in a `finally`, so a failure never leaves the tab busy). `on_error`
     gets one readable line (not escaped) for any exception the job raised.
+
+    The busy flag and the buttons change together: `on_busy` runs under the runner's lock,
+    after the flag is set (start) or cleared (end), so an enabled button always finds the
+    runner idle, and a click arriving while the buttons are being re-enabled waits for the
+    lock instead of being ignored.
     """
 
     def __init__(
@@ -72,7 +77,7 @@ class JobRunner:
         self.cancel = threading.Event()
         self._on_busy = on_busy
         self._on_error = on_error
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._busy = False
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -95,19 +100,19 @@ class JobRunner:
             self._busy = True
             self.idle.clear()
             self.cancel = threading.Event()
-        try:
-            self._on_busy(True)
-            thread = threading.Thread(
-                target=self._run,
-                args=(work, show, on_tick, self.cancel),
-                name=f"mai-studio-{self.name}",
-                daemon=True,
-            )
-            self._thread = thread
-            thread.start()
-        except BaseException:
-            self._finish()
-            raise
+            try:
+                self._on_busy(True)
+                thread = threading.Thread(
+                    target=self._run,
+                    args=(work, show, on_tick, self.cancel),
+                    name=f"mai-studio-{self.name}",
+                    daemon=True,
+                )
+                self._thread = thread
+                thread.start()
+            except BaseException:
+                self._finish()
+                raise
         return True
 
     def _run(
@@ -141,14 +146,15 @@ class JobRunner:
             log.debug("could not show the error", exc_info=True)
 
     def _finish(self) -> None:
-        try:
-            self._on_busy(False)
-        except Exception:
-            log.debug("could not clear the busy state", exc_info=True)
-        finally:
-            with self._lock:
-                self._busy = False
-            self.idle.set()
+        with self._lock:  # flag first, then the buttons, then `idle`: all before a new start
+            self._busy = False
+            try:
+                self._on_busy(False)
+            except Exception:
+                log.debug("could not clear the busy state", exc_info=True)
+            finally:
+                if not self._busy:  # `on_busy` may have started the next job (same thread)
+                    self.idle.set()
 
     def in_worker(self) -> bool:
         """True when called from this runner's current job thread."""

@@ -7,6 +7,7 @@ header and the gallery live. `close()` unsubscribes, stops the workers and close
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -15,29 +16,92 @@ import ipywidgets as w
 
 from mai_image_nb import display
 from mai_image_nb.client import Client
+from mai_image_nb.errors import MaiImageError
 from mai_image_nb.generation import Generation
 from mai_image_nb.params import Params
 
 from .compare_tab import CompareTab
+from .gallery import Lightbox
 from .generate_tab import GenerateTab
 from .history_tab import DEFAULT_PAGE_SIZE, HistoryTab
-from .widgets import STYLESHEET, walk
+from .widgets import STYLESHEET, Html, muted, no_math, status_html, walk
 
 __all__ = ["Header", "Studio"]
 
 log = logging.getLogger(__name__)
 
 TAB_TITLES = ("Generate", "Compare", "History")
+FALLBACK_TEXT = (
+    "MAI-Image Studio (an interactive panel: Generate, Compare, History). "
+    "Run this cell to use it; it needs a running kernel."
+)
+FALLBACK_HTML = no_math(
+    '<div class="mai-studio-fallback" style="border:1px solid #ccc;border-radius:6px;'
+    'padding:8px 12px;font-family:sans-serif;font-size:13px">'
+    "<b>MAI-Image Studio</b> stood here: an interactive panel to generate, compare and browse "
+    "images. It needs a running kernel: <b>run this cell</b> to open it. Images made with it "
+    "are in the history folder and can be shown with <code>History()</code>.</div>"
+)
 
 
-class Header(w.HTML):  # type: ignore[misc]
-    """Mode badge ("offline simulator" or the API host), spend and budget."""
+class Header(w.HBox):  # type: ignore[misc]
+    """Mode badge ("offline simulator" or the API host), spend, and the budget (editable).
 
-    def __init__(self, client: Client) -> None:
-        super().__init__()
+    `refresh()` redraws the whole line; `extras` are callables returning escaped HTML pieces
+    shown after the spend (e.g. what a class budget has left), so others can add to the line.
+    """
+
+    def __init__(self, client: Client, *, on_budget: Callable[[], None] = lambda: None) -> None:
         self.client = client
-        self.add_class("mai-header-line")
+        self._on_budget = on_budget
+        self.extras: list[Callable[[], str]] = [self._class_budget]
+        self.line = Html()
+        self.line.layout.flex = "1 1 0"
+        self.line.layout.min_width = "0"
+        self.budget_box = w.Text(
+            value=_budget_text(client.budget_usd),
+            placeholder="none",
+            continuous_update=False,
+            tooltip="Dollars this client may spend; empty for no budget",
+            layout=w.Layout(width="80px"),
+        )
+        self.budget_note = Html()
+        label = muted("budget $")
+        super().__init__(
+            [self.line, label, self.budget_box, self.budget_note],
+            layout=w.Layout(align_items="center", grid_gap="6px", flex_flow="row wrap"),
+        )
+        self.add_class("mai-header")
+        self.budget_box.observe(lambda _c: self.set_budget(self.budget_box.value), names="value")
         self.refresh()
+
+    def set_budget(self, text: str) -> bool:
+        """Set `client.budget_usd` from what was typed ("1.50", "1,50", "" for none)."""
+        stripped = text.strip().replace(",", ".").lstrip("$").strip()
+        try:
+            value = None if not stripped else float(stripped)
+            self.client.budget_usd = value
+        except (ValueError, MaiImageError):
+            self.budget_note.value = status_html(
+                "error", "A dollar amount of 0 or more (e.g. 1.50), or empty for none."
+            )
+            return False
+        self.budget_note.value = ""
+        self.refresh()
+        self._on_budget()
+        return True
+
+    @property
+    def value(self) -> str:
+        """The header line's HTML (badge, spend, budget)."""
+        return str(self.line.value)
+
+    def _class_budget(self) -> str:
+        """What the student's class budget has left, when the client talks to a gateway."""
+        from mai_image_nb.classroom.student import class_budget_text
+
+        line = class_budget_text(self.client)
+        return "" if line is None else f'<span class="mai-spend"> · {display.escape(line)}</span>'
 
     def refresh(self) -> None:
         client = self.client
@@ -50,16 +114,17 @@ class Header(w.HTML):  # type: ignore[misc]
             money, tone = f"spent ${spent:.4f} · no budget set", ""
         else:
             left = max(0.0, budget - spent)
-            money = f"spent ${spent:.4f} of ${budget:.2f} budget · ${left:.4f} left"
+            money = f"spent ${spent:.4f} · ${left:.4f} left"
             tone = " mai-warn" if left < client.estimate(1) else ""
-        from mai_image_nb.classroom.student import class_budget_text  # a gateway's, if any
-
-        if (class_line := class_budget_text(client)) is not None:
-            money += f" · {class_line}"
-        self.value = (
-            '<div class="mai-header"><span class="mai-title">MAI-Image Studio</span>'
-            f'{badge}<span class="mai-spend{tone}">{display.escape(money)}</span></div>'
+        extra = "".join(piece() for piece in self.extras)
+        self.line.value = (
+            '<div class="mai-header-line"><span class="mai-title">MAI-Image Studio</span>'
+            f'{badge}<span class="mai-spend{tone}">{display.escape(money)}</span>{extra}</div>'
         )
+
+
+def _budget_text(budget: float | None) -> str:
+    return "" if budget is None else f"{budget:.2f}"
 
 
 class Studio(w.VBox):  # type: ignore[misc]
@@ -74,13 +139,26 @@ class Studio(w.VBox):  # type: ignore[misc]
         self._closed = True  # until fully built: close() then only closes the widget itself
         self._unsubscribe: Callable[[], None] = _nothing
         self.client = client if client is not None else Client()
-        self.header = Header(self.client)
+        self.header = Header(self.client, on_budget=self._budget_changed)
         self._redraw_after_generate = False
-        self.generate = GenerateTab(self.client, on_settled=self._generate_settled)
-        self.compare = CompareTab(self.client, on_settled=self.header.refresh)
-        self.history = HistoryTab(self.client, on_use=self.use_settings, page_size=page_size)
+        self._redraw_after_compare = False
+        self._redraw_lock = threading.Lock()
+        self.lightbox = Lightbox()
+        self.generate = GenerateTab(
+            self.client, on_settled=self._generate_settled, on_full=self.show_full
+        )
+        self.compare = CompareTab(
+            self.client,
+            on_settled=self._compare_settled,
+            on_use=self.use_settings,
+            on_full=self.show_full,
+        )
+        self.history = HistoryTab(
+            self.client, on_use=self.use_settings, on_full=self.show_full, page_size=page_size
+        )
         self.tabs = w.Tab(children=[self.generate, self.compare, self.history], titles=TAB_TITLES)
         self.style_sheet = w.HTML(STYLESHEET, layout=w.Layout(display="none"))
+        self.generate.lightbox_slot.children = (self.lightbox,)  # hidden until shown
         super().__init__([self.style_sheet, self.header, self.tabs])
         self.add_class("mai-studio")
         self._closed = False
@@ -95,8 +173,20 @@ class Studio(w.VBox):  # type: ignore[misc]
             # Our own Generate: draw the gallery once the preview is shown, not competing with it.
             self._redraw_after_generate = True
             return
+        with self._redraw_lock:
+            if self.compare.busy:  # a grid is filling: one redraw when it ends, not one a cell
+                self._redraw_after_compare = True
+                return
         self.compare.refresh_estimate()
         self.history.refresh()
+
+    def _compare_settled(self) -> None:
+        """The Compare job ended: the header, and the gallery if images arrived meanwhile."""
+        self.header.refresh()
+        with self._redraw_lock:
+            redraw, self._redraw_after_compare = self._redraw_after_compare, False
+        if redraw and not self._closed:
+            self.history.refresh()
 
     def _generate_settled(self) -> None:
         """The Generate job ended (on its worker thread, after the listener above)."""
@@ -105,6 +195,35 @@ class Studio(w.VBox):  # type: ignore[misc]
             self._redraw_after_generate = False
             self.compare.refresh_estimate()
             self.history.refresh()
+
+    def _repr_mimebundle_(self, **kwargs: object) -> dict[str, object]:
+        """The widget view, plus a static fallback for saved notebooks and static exports.
+
+        Without a kernel (nbconvert HTML, GitHub, a reopened notebook) the text and HTML say
+        what stood here and to run the cell, instead of "model not found".
+        """
+        bundle: dict[str, object] = dict(super()._repr_mimebundle_(**kwargs) or {})
+        bundle["text/plain"] = FALLBACK_TEXT
+        bundle["text/html"] = FALLBACK_HTML
+        return bundle
+
+    def _budget_changed(self) -> None:
+        self.generate.refresh_cost()
+        self.compare.refresh_estimate()
+
+    def show_full(self, gen: Generation) -> None:
+        """The lightbox: `gen` at full resolution, at the top of the open tab's results.
+
+        In the flow of the tab, not `position: fixed`: Lab, Notebook 7 and Voila hold outputs
+        in containers (`contain`, scrolling panels) that would carry a fixed box off-screen.
+        """
+        tabs = (self.generate, self.compare, self.history)
+        here = tabs[self.tabs.selected_index or 0]
+        for tab in tabs:
+            if tab is not here and tab.lightbox_slot.children:
+                tab.lightbox_slot.children = ()
+        here.lightbox_slot.children = (self.lightbox,)
+        self.lightbox.show(gen)
 
     def use_settings(self, params: Params) -> None:
         """Fill the Generate tab with `params` and switch to it."""

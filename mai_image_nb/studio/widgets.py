@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import ipywidgets as w
+import traitlets
 
 from mai_image_nb import _files, display
 from mai_image_nb.errors import MaiImageError, ValidationError
@@ -23,12 +24,14 @@ if TYPE_CHECKING:
 __all__ = [
     "STYLESHEET",
     "ConfirmRow",
+    "Html",
     "close_tree",
     "details_html",
     "error_text",
     "field",
     "file_name_for",
     "muted",
+    "no_math",
     "on_click",
     "one_line",
     "ratio_label",
@@ -49,49 +52,108 @@ Tone = Literal["idle", "busy", "ok", "error", "warn"]
 
 # Scoped to the panel's root class; Jupyter's theme variables first, plain colours as fallback.
 STYLESHEET = """<style>
-.mai-studio { max-width: 1000px; gap: 6px; }
-.mai-studio .mai-header { display:flex; align-items:center; gap:10px; padding:6px 10px;
+.mai-studio { max-width: 1000px; gap: 6px; box-sizing: border-box; }
+.mai-studio-fallback { display: none; }
+.mai-studio *, .mai-studio *::before, .mai-studio *::after { box-sizing: border-box; }
+/* ipywidgets boxes scroll by default: here content is laid out to fit, never scrolled */
+.mai-studio .widget-box, .mai-studio .jupyter-widgets.widget-box,
+.mai-studio .widget-tab-contents, .mai-studio .widget-html-content, .mai-studio .widget-tab,
+.mai-studio .widget-html { overflow: visible; min-width: 0; max-width: 100%; }
+.mai-studio .jupyter-widgets:not(.widget-box) { max-width: 100%; }
+.mai-studio .widget-textarea, .mai-studio .widget-text, .mai-studio .widget-hslider {
+  width: auto; max-width: 100%; }
+/* width 100% (set on the widget) plus ipywidgets' side margins would stick out by 2-4 px */
+.mai-studio .widget-textarea, .mai-studio .widget-text, .mai-studio .widget-hslider {
+  margin-left: 0; margin-right: 0; }
+.mai-studio textarea { resize: vertical; }
+/* buttons as wide as their label: never "Export 4 selec…" */
+.mai-studio .jupyter-button { width: auto; min-width: max-content; max-width: 100%; }
+.mai-studio .mai-header { padding:6px 10px;
   border-bottom:1px solid var(--jp-border-color2, #e0e0e0); }
+.mai-studio .mai-header-line { display:flex; align-items:center; gap:10px; flex-wrap:wrap; }
 .mai-studio .mai-title { font-weight:600; font-size:14px; }
 .mai-studio .mai-badge { padding:1px 8px; border-radius:10px; font-size:11px; font-weight:600;
   background: var(--jp-brand-color3, #e3ecfb); color: var(--jp-brand-color0, #1a4fa0); }
 .mai-studio .mai-badge.mai-api { background:#fdecc8; color:#7a4b00; }
-.mai-studio .mai-spend { margin-left:auto; font-size:12px;
-  color: var(--jp-ui-font-color2, #616161); }
+.mai-studio .mai-spend { font-size:12px; color: var(--jp-ui-font-color2, #616161); }
 .mai-studio .mai-spend.mai-warn { color:#a15c00; }
 .mai-studio .mai-muted { font-size:11px; color: var(--jp-ui-font-color2, #757575); }
-.mai-studio .mai-status { font-size:12px; min-height:18px; line-height:18px; }
+.mai-studio .mai-status { font-size:12px; min-height:18px; line-height:1.4; }
+.mai-studio .mai-field-note .mai-status { min-height:0; }
 .mai-studio .mai-status-error { color: var(--jp-error-color1, #b3261e); }
-.mai-studio .mai-status-warn { color: #a15c00; }
+.mai-studio .mai-status-warn { color: var(--jp-warn-color0, #a15c00); }
 .mai-studio .mai-status-ok { color: var(--jp-success-color1, #1e7e34); }
 .mai-studio .mai-status-busy { color: var(--jp-ui-font-color1, #333); }
-.mai-studio .mai-spinner { display:inline-block; width:9px; height:9px; margin-right:6px;
+.mai-studio .mai-status-busy { display:flex; align-items:center; }
+.mai-studio .mai-spinner { display:inline-block; flex:0 0 auto; width:10px; height:10px;
+  margin-right:6px;
   border:2px solid #9e9e9e; border-top-color:transparent; border-radius:50%;
-  animation: mai-spin .8s linear infinite; vertical-align:-1px; }
+  animation: mai-spin .8s linear infinite; vertical-align:middle; }
 @keyframes mai-spin { to { transform: rotate(360deg); } }
-.mai-studio .mai-stage { min-height:120px; border-radius:8px; padding:8px;
+.mai-studio .mai-stage { border-radius:8px; padding:8px;
   background: var(--jp-layout-color2, #f5f5f5); }
-.mai-studio .mai-stage img, .mai-studio .mai-thumb img, .mai-studio img.mai-thumb,
-.mai-studio img.mai-preview { max-width:100%; height:auto; border-radius:6px; }
+.mai-studio img.mai-preview { max-width:100%; max-height:420px; width:auto; height:auto;
+  object-fit:contain; border-radius:6px; }
+.mai-studio img.mai-thumb { max-width:100%; height:auto; border-radius:6px; }
 .mai-studio .mai-details, .mai-studio .mai-details .widget-html-content {
-  font-size:12px; line-height:1.5; }
+  font-size:12px; line-height:1.5; overflow-wrap:anywhere; }
 .mai-studio .mai-details b { font-weight:600; }
 .mai-studio .mai-code textarea { font-family: var(--jp-code-font-family, monospace);
   font-size:12px; }
 .mai-studio .mai-card { border:1px solid var(--jp-border-color2, #e0e0e0); border-radius:8px;
   padding:6px; background: var(--jp-layout-color1, #fff); }
-.mai-studio .mai-card.mai-failed { border-color:#e8a5a0; background:#fff6f5; }
+.mai-studio .mai-card.mai-failed { border-color: var(--jp-error-color2, #e8a5a0);
+  background: var(--jp-error-color3, #fff6f5); }
 .mai-studio .mai-card.mai-selected { border-color: var(--jp-brand-color1, #1976d2);
   box-shadow: 0 0 0 2px var(--jp-brand-color2, #90caf9); }
 .mai-studio .mai-caption, .mai-studio .mai-caption .widget-html-content {
   font-size:11px; line-height:1.35; overflow-wrap:anywhere; }
-.mai-studio .mai-ratio .widget-toggle-button { padding:0 7px; min-width:52px; }
+.mai-studio .mai-caption .mai-differs { color: var(--jp-ui-font-color0, #111); }
+.mai-studio .mai-ratio .widget-toggle-button, .mai-studio .mai-ratio.widget-box button {
+  padding:0 7px; min-width:52px; width:auto; }
 .mai-studio .mai-card img.mai-thumb { max-height:220px; width:auto; }
-.mai-studio .mai-thumb-box { height:150px; width:100%; }
-.mai-studio .mai-thumb-box img { max-height:150px; max-width:100%; width:auto; }
-.mai-studio .mai-status .widget-html-content, .mai-studio .mai-status { line-height:1.4; }
-.mai-studio .mai-confirm { background:#fff4e5; border-radius:6px; padding:4px 8px; }
+/* after the card rule, one class more: a tall (9:16) thumbnail stays inside its box */
+.mai-studio .mai-card .mai-thumb-box { height:150px; width:100%; }
+.mai-studio .mai-card .mai-thumb-box img.mai-thumb { max-height:146px; max-width:100%;
+  width:auto; }
+.mai-studio .mai-side-row img.mai-thumb { max-height:260px; }
+.mai-studio img.mai-strip-thumb { max-height:90px; width:auto; border-radius:4px; }
+.mai-studio .mai-block-title { font-size:12px; padding-top:4px;
+  border-top:1px solid var(--jp-border-color2, #e0e0e0); }
+.mai-studio .mai-confirm { background: var(--jp-warn-color3, #fff4e5); border-radius:6px;
+  padding:4px 8px; }
+.mai-studio .mai-download a { font-weight:600; color: var(--jp-brand-color1, #1976d2); }
+.mai-studio .mai-lightbox { padding: 10px; width: 100%;
+  background: var(--jp-layout-color1, #fff); border-radius: 10px;
+  border: 1px solid var(--jp-border-color1, #bdbdbd); box-shadow: 0 6px 24px rgba(0,0,0,.35); }
+.mai-studio .mai-lightbox img.mai-lightbox-image { max-width: 100%;
+  max-height: 80vh; width: auto; height: auto; object-fit: contain; align-self: center; }
+.mai-studio button.mai-copy { margin-top:4px; }
 </style>"""
+
+NO_MATH_CLASS = "mai-text tex2jax_ignore mathjax_ignore"
+_NO_MATH_OPEN = f'<div class="{NO_MATH_CLASS}">'
+
+
+def no_math(html_text: str) -> str:
+    """`html_text` that MathJax leaves alone: `$` as `&#36;` inside an ignored block.
+
+    Jupyter front ends typeset `$…$` pairs in HTML; the classes are MathJax 2's and 3's
+    "ignore" markers, and the entity keeps raw-source renderers (GitHub) from pairing them.
+    Idempotent; "" stays "".
+    """
+    if not html_text or html_text.startswith(_NO_MATH_OPEN):
+        return html_text
+    return f"{_NO_MATH_OPEN}{html_text.replace('$', '&#36;')}</div>"
+
+
+class Html(w.HTML):  # type: ignore[misc]
+    """An `HTML` widget whose value is always MathJax-safe (see `no_math`)."""
+
+    @traitlets.validate("value")
+    def _no_math(self, proposal: dict[str, str]) -> str:
+        return no_math(proposal["value"] or "")
+
 
 _SHAPES = {"1:1": "□", "4:3": "▭", "3:2": "▭", "16:9": "▬", "3:4": "▯", "2:3": "▯", "9:16": "▮"}
 
@@ -145,8 +207,16 @@ def reject_blank_prompt(prompt: str) -> None:
 
 
 def file_name_for(prompt: str, *, fallback: str = "image", suffix: str = ".png") -> str:
-    """A file name made from the prompt: `a-lighthouse-at-dusk.png` (`fallback` when no slug)."""
-    return (_files.slugify(prompt, FILE_SLUG_CHARS) or fallback) + suffix
+    """A file name made from the prompt: `a-lighthouse-at-dusk.png` (`fallback` when no slug).
+
+    Long prompts are cut at a word boundary (a dash), never in the middle of a word; a
+    single first word longer than the limit is kept whole up to the limit.
+    """
+    slug = _files.slugify(prompt, 4 * FILE_SLUG_CHARS + 1)
+    if len(slug) > FILE_SLUG_CHARS:
+        cut = slug[: FILE_SLUG_CHARS + 1].rfind("-")
+        slug = slug[:cut] if cut > 0 else slug[:FILE_SLUG_CHARS]
+    return (slug or fallback) + suffix
 
 
 def run_file_write(write: Callable[[], Path], failure: str) -> Path:
@@ -190,9 +260,9 @@ def on_click(button: w.Button, action: Callable[[], object], report: Callable[[s
     button.on_click(handler)
 
 
-def muted(text: str) -> w.HTML:
+def muted(text: str) -> Html:
     """A small grey label (escaped)."""
-    return w.HTML(f'<span class="mai-muted">{display.escape(text)}</span>')
+    return Html(f'<span class="mai-muted">{display.escape(text)}</span>')
 
 
 def field(label: str, control: w.Widget, *, width: str | None = None) -> w.VBox:
@@ -262,7 +332,7 @@ class ConfirmRow(w.HBox):  # type: ignore[misc]
     """ "Are you sure?" with Yes and No; hidden until `ask`."""
 
     def __init__(self, *, yes: str, no: str) -> None:
-        self.question = w.HTML()
+        self.question = Html()
         self.yes_button = w.Button(description=yes, button_style="danger")
         self.no_button = w.Button(description=no)
         super().__init__(

@@ -34,7 +34,7 @@ def test_studio_header_shows_the_class_budget_left(room: Classroom) -> None:
         client.generate("a fox")
         header = Header(client)
         try:
-            assert "class budget $1.94 left of $2.00" in header.value
+            assert "class budget &#36;1.94 left of &#36;2.00" in header.value  # MathJax-safe $
         finally:
             header.close()
 

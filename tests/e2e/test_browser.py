@@ -228,33 +228,237 @@ def test_generate_shows_the_simulators_image(
     assert_shows(shown, prompt, "1:1")
 
 
-def test_jupyterlab_compare_fills_a_two_by_two_grid(
-    jupyter: JupyterServer, page: Any, request: pytest.FixtureRequest
+FRONT_ENDS = [
+    pytest.param("lab/tree/{}?reset", True, id="jupyterlab"),
+    pytest.param("notebooks/{}", True, id="notebook7"),
+    pytest.param("voila/render/{}", False, id="voila"),
+]
+NARROW = {"width": 1024, "height": 768}
+
+# Elements inside the Studio (text areas excepted) that scroll: overflow auto/scroll with more
+# content than fits, described for the failure message.
+SCROLLBARS_JS = """
+() => {
+  const root = document.querySelector('.mai-studio');
+  const bad = [];
+  for (const el of [root, ...root.querySelectorAll('*')]) {
+    if (el.tagName === 'TEXTAREA' || !el.checkVisibility()) continue;
+    const cs = getComputedStyle(el);
+    const y = /(auto|scroll)/.test(cs.overflowY) && el.scrollHeight > el.clientHeight + 1;
+    const x = /(auto|scroll)/.test(cs.overflowX) && el.scrollWidth > el.clientWidth + 1;
+    if (x || y) bad.push(`${el.tagName}.${[...el.classList].join('.')} ` +
+      `${el.scrollWidth}x${el.scrollHeight} in ${el.clientWidth}x${el.clientHeight}`);
+  }
+  return bad;
+}
+"""
+
+# Elements inside the Studio that stick out of their parent's box by more than a pixel
+# (a widget's margin beside width 100%, a thumbnail taller than its box).
+OVERFLOW_JS = """
+() => {
+  const root = document.querySelector('.mai-studio');
+  const bad = [];
+  for (const el of root.querySelectorAll('*')) {
+    const parent = el.parentElement;
+    if (!el.checkVisibility() || !parent || parent === root.parentElement) continue;
+    const cs = getComputedStyle(el);
+    if (cs.position === 'absolute' || cs.position === 'fixed') continue;
+    if (cs.animationName !== 'none') continue;  // a spinning spinner's box is its diagonal
+    const r = el.getBoundingClientRect(), p = parent.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0) continue;
+    const out = Math.max(p.left - r.left, r.right - p.right, p.top - r.top, r.bottom - p.bottom);
+    if (out > 1) bad.push(`${el.tagName}.${[...el.classList].join('.')} by ${out.toFixed(0)}px`);
+  }
+  return bad;
+}
+"""
+
+# Buttons and tab titles whose label does not fit (cut with an ellipsis).
+TRUNCATED_JS = """
+() => [...document.querySelectorAll(
+    '.mai-studio button, .mai-studio .lm-TabBar-tabLabel, .mai-studio .widget-label')]
+  .filter((el) => el.checkVisibility() && el.scrollWidth > el.clientWidth + 1)
+  .map((el) => el.textContent.trim())
+"""
+
+# MathJax's own elements inside any output area (or the Studio): there must be none.
+MATHJAX_IN_OUTPUTS_JS = """
+() => [...document.querySelectorAll(
+  '.mai-studio mjx-container, .mai-studio .MathJax, .jp-OutputArea-output mjx-container, '
+  + '.jp-OutputArea-output .MathJax, .jp-OutputArea-output .MathJax_Preview')].map(
+  (el) => (el.closest('.jp-OutputArea-output') || el.parentElement).innerText.slice(0, 200))
+"""
+
+
+def assert_no_scrollbars(page: Any, where: str) -> None:
+    """No element of the panel scrolls (text areas aside), and none sticks out of its box."""
+    bad = page.evaluate(SCROLLBARS_JS)
+    assert not bad, f"scrollbars inside the Studio ({where}): {bad}"
+    truncated = page.evaluate(TRUNCATED_JS)
+    assert not truncated, f"labels cut short ({where}): {truncated}"
+    sticking_out = page.evaluate(OVERFLOW_JS)
+    assert not sticking_out, f"elements outside their box ({where}): {sticking_out[:12]}"
+
+
+def shot(studio: Any, request: pytest.FixtureRequest, step: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    name = f"{artifact_name(request.node.nodeid)}-{step}.png"
+    studio.screenshot(path=str(ARTIFACTS / name))
+
+
+def visible_in_viewport(locator: Any, page: Any) -> bool:
+    box = locator.bounding_box()
+    height = page.viewport_size["height"]
+    return box is not None and box["y"] >= 0 and box["y"] + min(box["height"], 80) <= height
+
+
+def download_png(page: Any, studio: Any, tmp_dir: Any) -> dict[str, Any]:
+    """Click Download, then the link it offers; the parameters read back from the saved file."""
+    from mai_image_nb import read_params
+
+    # (an icon's glyph is part of a button's accessible name: match the text instead)
+    studio.locator("button:visible", has_text="Download").first.click()
+    link = studio.locator("a.mai-download-link:visible").first
+    link.wait_for(state="visible")
+    with page.expect_download() as started:
+        link.click()
+    download = started.value
+    target = tmp_dir / download.suggested_filename
+    download.save_as(str(target))
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return read_params(target)
+
+
+@pytest.mark.parametrize(("address", "run_cells"), FRONT_ENDS)
+def test_the_whole_studio_in_a_browser(
+    jupyter: JupyterServer,
+    page: Any,
+    request: pytest.FixtureRequest,
+    tmp_path: Any,
+    address: str,
+    run_cells: bool,
 ) -> None:
-    prompt = "a green boat on a calm sea at dawn"
-    studio = open_quickstart(jupyter, page, "lab-compare", "lab/tree/{}?reset")
-    studio.get_by_role("tab", name="Compare").click()
+    """Generate, download, compare 2×2, open a cell, side by side; no scrollbars, no MathJax."""
+    front_end = request.node.callspec.id
+    colour = {"jupyterlab": "green", "notebook7": "orange", "voila": "purple"}[front_end]
+    folder = f"whole-{front_end}"  # the kernels share one history: each its own prompts
+    studio = open_quickstart(jupyter, page, folder, address, run_cells=run_cells)
+    studio.scroll_into_view_if_needed()
+    shot(studio, request, "0-open")
+
+    # Generate, then download the full PNG with its parameters
+    prompt = f"a {colour} lighthouse on a rocky coast at sunset"
+    studio.get_by_role("tab", name="Generate").click()
     studio.locator("textarea:visible").first.fill(prompt)
-    ratios = studio.locator("select[multiple]:visible").first
-    labels = ratios.locator("option").all_inner_texts()
-    wanted = [label for label in labels if label.split()[0] in ("1:1", "16:9")]
-    assert len(wanted) == 2, f"aspect-ratio choices: {labels}"
-    ratios.select_option(label=wanted)
+    studio.locator(".mai-ratio:visible button", has_text="9:16").click()  # tall: the hard case
+    studio.get_by_role("button", name="Generate", exact=True).click()
+    page.wait_for_function(LOADED_IMAGES_JS, arg=[1], timeout=IMAGE_TIMEOUT_MS)
+    assert_no_scrollbars(page, "generate")
+    params = download_png(page, studio, tmp_path)
+    assert params["prompt"] == prompt and params["aspect_ratio"] == "9:16"
+    shot(studio, request, "1-generate")
+
+    # Copy as code: the Copy button puts the call on the clipboard
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    studio.locator(".jupyter-widget-Collapse-header:visible, .p-Collapse-header:visible",
+                   has_text="Copy as code").first.click()  # fmt: skip
+    studio.locator("button.mai-copy:visible").click()
+    studio.locator("button.mai-copy:visible", has_text="Copied").wait_for(state="visible")
+    copied = page.evaluate("() => navigator.clipboard.readText()")
+    assert copied.startswith("client.generate(") and prompt in copied
+
+    # The lightbox: the full-resolution image over the page, then closed
+    studio.locator("button:visible", has_text="Full size").first.click()
+    box = studio.locator(".mai-lightbox:visible")
+    box.wait_for(state="visible")
+    full = box.locator("img")
+    page.wait_for_function(
+        "(img) => img.complete && img.naturalHeight === 1376", arg=full.element_handle()
+    )
+    top = box.bounding_box()["y"]
+    assert 0 <= top < page.viewport_size["height"], f"the lightbox opens out of view ({top})"
+    page.screenshot(path=str(ARTIFACTS / f"{artifact_name(request.node.nodeid)}-1b-lightbox.png"))
+    box.locator("button", has_text="Close").click()
+    box.wait_for(state="hidden")
+
+    # Compare 2×2: 1:1 and 16:9 at temperatures 0 and 2
+    studio.get_by_role("tab", name="Compare").click()
+    studio.locator("textarea:visible").first.fill(f"a {colour} boat on a calm sea at dawn")
+    studio.locator(".mai-ratio:visible button", has_text="9:16").click()  # on by default: off
     temperatures = (
-        studio.locator(".widget-vbox:visible", has=page.get_by_text("Temperatures", exact=True))
+        studio.locator(".widget-vbox:visible", has=page.get_by_text("Temperatures (0 to 2)"))
         .last.locator("input")
         .first
     )
     temperatures.fill("0, 2")
+    temperatures.press("Enter")
+    estimate = studio.locator(".mai-status:visible", has_text="4 cells")
+    estimate.wait_for(state="visible")
+    assert "costs $0.25" in estimate.inner_text() and "left" in estimate.inner_text()
     studio.get_by_role("button", name="Run", exact=True).click()
-    page.wait_for_function(LOADED_IMAGES_JS, arg=[4], timeout=IMAGE_TIMEOUT_MS)
-    tiles = studio.locator("img:visible")
-    assert tiles.count() == 4
-    save_studio_shot(studio, request)
-    # Row order: 1:1 at t 0, 1:1 at t 2, 16:9 at t 0, 16:9 at t 2. The t 0 tiles are known.
-    shown = [tiles.nth(i).evaluate(BLOCK_MEANS_JS, BLOCKS) for i in range(4)]
-    for tile, ratio in zip(shown, ("1:1", "1:1", "16:9", "16:9"), strict=True):
-        w, h = tile["width"], tile["height"]
-        assert abs(w / h - (16 / 9 if ratio == "16:9" else 1.0)) < 0.05, f"{ratio} tile is {w}×{h}"
-    assert_shows(shown[0], prompt, "1:1")
-    assert_shows(shown[2], prompt, "16:9")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.mai-studio .mai-card img')].filter("
+        "(i) => i.checkVisibility() && i.complete && i.naturalWidth > 0).length >= 4",
+        timeout=IMAGE_TIMEOUT_MS,
+    )
+    done = studio.locator(".mai-status-ok:visible", has_text="Done")
+    done.wait_for(state="visible")
+    assert "$" in done.inner_text() and "paid" in done.inner_text()  # dollars stay text
+    assert page.evaluate(MATHJAX_IN_OUTPUTS_JS) == []
+    assert_no_scrollbars(page, "compare")
+    shot(studio, request, "2-compare")
+
+    # Open a cell large
+    studio.get_by_role("button", name="Open", exact=True).first.click()
+    large = studio.locator(".mai-large:visible")
+    large.wait_for(state="visible")
+    assert large.get_by_role("button", name="Use these settings").is_visible()
+    assert_no_scrollbars(page, "open cell")
+    shot(studio, request, "3-open-cell")
+
+    # History: select two, side by side
+    studio.get_by_role("tab", name="History").click()
+    boxes = studio.locator(".widget-checkbox:visible input")
+    boxes.first.wait_for(state="visible")
+    boxes.nth(0).check()
+    boxes.nth(1).check()
+    studio.get_by_role("button", name="Side by side").click()
+    row = studio.locator(".mai-side-row:visible")
+    row.wait_for(state="visible")
+    cards = row.locator(".mai-card")
+    assert cards.count() == 2
+    tops = [cards.nth(i).bounding_box()["y"] for i in range(2)]
+    heights = [cards.nth(i).bounding_box()["height"] for i in range(2)]
+    assert abs(tops[0] - tops[1]) < 1 and abs(heights[0] - heights[1]) < 1  # one equal row
+    assert_no_scrollbars(page, "side by side")
+    assert page.evaluate(MATHJAX_IN_OUTPUTS_JS) == []
+    shot(studio, request, "4-side-by-side")
+
+    # At 1024 px: a new grid and a new image land in view of their buttons; no scrollbars
+    page.set_viewport_size(NARROW)
+    studio.get_by_role("tab", name="Compare").click()
+    temperatures.fill("0.5, 1.5")
+    temperatures.press("Enter")
+    run = studio.get_by_role("button", name="Run", exact=True)
+    run.scroll_into_view_if_needed()
+    run.click()
+    studio.get_by_text("temperature 1.5", exact=True).wait_for(state="visible")  # the new grid
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.mai-studio .mai-card img')].filter("
+        "(i) => i.checkVisibility() && i.complete && i.naturalWidth > 0).length >= 4",
+        timeout=IMAGE_TIMEOUT_MS,
+    )
+    first_cell = studio.locator(".mai-card img:visible").first
+    assert visible_in_viewport(first_cell, page), "the grid is below the fold at 1024 px"
+    assert_no_scrollbars(page, "compare at 1024 px")
+    shot(studio, request, "5-compare-1024")
+    studio.get_by_role("tab", name="Generate").click()
+    button = studio.get_by_role("button", name="Generate", exact=True)
+    button.scroll_into_view_if_needed()
+    button.click()
+    studio.locator(".mai-status-ok:visible", has_text="history").wait_for(state="visible")
+    preview = studio.locator("img.mai-preview:visible").first
+    assert visible_in_viewport(preview, page), "the preview is below the fold at 1024 px"
+    assert_no_scrollbars(page, "generate at 1024 px")
+    shot(studio, request, "6-generate-1024")

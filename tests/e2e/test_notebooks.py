@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import copy
 import io
 import json
 import re
@@ -215,6 +216,24 @@ def test_notebook_exports_to_html_with_inline_images(runs: Runs, name: str) -> N
     for data in set(inline):
         with Image.open(io.BytesIO(base64.b64decode(data))) as image:
             image.verify()
+
+
+def test_the_studio_reads_as_a_note_in_a_static_export(runs: Runs) -> None:
+    """Without a kernel (nbconvert HTML, GitHub) the Studio's cell says what stood there."""
+    run = runs.get("01-quickstart.ipynb", "offline")
+    bundles = [
+        out.get("data", {})
+        for out in code_outputs(run.nb)
+        if "application/vnd.jupyter.widget-view+json" in out.get("data", {})
+        and "MAI-Image Studio" in str(out["data"].get("text/plain", ""))
+    ]
+    assert bundles and all("run this cell" in b.get("text/html", "") for b in bundles)
+    # With the widget state (nbclient saves it) nbconvert draws the panel itself; without it
+    # (Lab's default save, GitHub) the note stands where the panel was.
+    stateless = copy.deepcopy(run.nb)
+    stateless.metadata.pop("widgets", None)
+    html, _ = HTMLExporter().from_notebook_node(stateless)
+    assert "run this cell" in html and "Error displaying widget" not in html
 
 
 @pytest.mark.parametrize("name", NOTEBOOK_NAMES)

@@ -66,7 +66,7 @@ studio.generate.prompt_box.value = "a canary at dawn"
 studio.generate.generate_button.click()
 assert studio.wait_idle(30)
 studio.compare.prompt_box.value = "a canary at dusk"
-studio.compare.ratio_select.value = ("1:1",)
+studio.compare.ratio_toggles.value = ("1:1",)
 studio.compare.temperatures_box.value = "0.5, 1.5"
 studio.compare.run_button.click()
 assert studio.wait_idle(30)

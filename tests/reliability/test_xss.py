@@ -138,7 +138,7 @@ def test_panel_renderers_escape_user_and_server_text(text: str) -> None:
 
 @pytest.fixture(scope="module")
 def cell_view() -> Iterator[CellView]:
-    view = CellView("1:1", 0.5, 0, repeats=1)
+    view = CellView(("a prompt", "1:1", 0.5, 0), repeats=1, on_open=lambda _view: None)
     yield view
     close_tree(view)
 
@@ -213,8 +213,8 @@ def drive_panel(studio: Studio, server: OfflineServer, text: str, workdir: Path)
     assert "mai-status-error" in gen_tab.status_line.value
     seen.append(gen_tab.status_line.value)
 
-    gen_tab.max_tokens_box.value = text  # validated as typed: the value is repeated back
-    seen.append(gen_tab.status_line.value)
+    gen_tab.max_tokens_box.value = text  # validated as typed: the message is under the field
+    seen.append(gen_tab.inputs.notes["max_tokens"].value)
     gen_tab.max_tokens_box.value = ""
 
     for name in (f"{text}.png", "saved.png"):  # a name with "/" fails, the other saves
@@ -225,9 +225,9 @@ def drive_panel(studio: Studio, server: OfflineServer, text: str, workdir: Path)
         seen.append(gen_tab.status_line.value)
 
     cmp_tab.prompt_box.value = prompt
-    cmp_tab.ratio_select.value = ("1:1",)
+    cmp_tab.ratio_toggles.value = ("1:1",)
     cmp_tab.temperatures_box.value = text  # an invalid list: the estimate line says why
-    seen.append(cmp_tab.estimate_line.value)
+    seen.append(cmp_tab.inputs.notes["temperatures"].value)
     cmp_tab.temperatures_box.value = "0.5, 1.5"
     server.script(Fault.body(_error_body(text), status=400))
     cmp_tab.run_button.click()

@@ -40,3 +40,11 @@ def jpeg_size(data: bytes) -> tuple[int, int]:
 
 def one_line(html_value: str) -> bool:
     return "\n" not in html_value and "<br" not in html_value
+
+
+def visible(html_value: str) -> str:
+    """The text a browser shows for `html_value`: tags dropped, entities decoded, spaces joined."""
+    import html as html_module
+    import re
+
+    return " ".join(html_module.unescape(re.sub(r"<[^>]+>", " ", html_value)).split())

@@ -8,13 +8,13 @@ import mai_image_nb as mai
 from mai_image_nb.offline import Fault, OfflineServer
 from mai_image_nb.studio import Studio
 
-from .helpers import jpeg_size, one_line, wait_idle, wait_until
+from .helpers import jpeg_size, one_line, visible, wait_idle, wait_until
 
 
 def _form(studio: Studio, prompt: str, ratios: tuple[str, ...], temps: str, repeats: int = 1):
     tab = studio.compare
     tab.prompt_box.value = prompt
-    tab.ratio_select.value = ratios
+    tab.ratio_toggles.value = ratios
     tab.temperatures_box.value = temps
     tab.repeats_box.value = repeats
     return tab
@@ -37,7 +37,7 @@ def test_every_cell_fills_in(
     server.set_latency(0.25)
     tab = _form(studio, "a red fox in fresh snow", ratios, temps)
     cells = len(ratios) * len(temps.split(","))
-    assert f"{cells} new ≈ $" in tab.estimate_line.value
+    assert f"{cells} cells · costs $" in visible(tab.estimate_line.value)
     tab.run_button.click()
     assert tab.busy and tab.run_button.disabled and not tab.cancel_button.disabled
     # cell by cell: one finishes while others still wait
@@ -50,11 +50,13 @@ def test_every_cell_fills_in(
     assert tab.progress.value == tab.progress.max == cells
     for view in tab.cell_views:
         assert max(jpeg_size(view.image_view.value)) <= 512
-        assert view.key[0] in view.caption.value
+        assert view.key[1] in view.caption.value
     assert server.post_count == cells
     assert client.history is not None and len(client.history) == cells
     assert "Done" in tab.status_line.value
-    assert f"0 new ≈ $0.00, {cells} cached" in tab.estimate_line.value
+    assert f"{cells} cells ({cells} from the history, free) · costs $0.00" in visible(
+        tab.estimate_line.value
+    )
     assert not tab.save_grid_button.disabled and tab.retry_button.disabled
     assert tab.cell("1:1", 0.2).generation is not None
 
@@ -112,46 +114,84 @@ def test_retry_failed_reruns_only_the_failed_cells(
     assert tab.retry_button.disabled
 
 
-def test_bad_temperatures_and_no_ratio_send_nothing(studio: Studio, server: OfflineServer) -> None:
+def test_each_message_is_under_its_field_in_words_for_people_and_nothing_is_sent(
+    studio: Studio, server: OfflineServer
+) -> None:
     tab = _form(studio, "a cat", ("1:1",), "0.2, hot")
-    assert "temperatures" in tab.estimate_line.value
+    notes = tab.inputs.notes
+    assert "“hot” is not a number" in visible(notes["temperatures"].value)
+    assert visible(tab.estimate_line.value) == ""  # no estimate for an invalid form
     tab.run_button.click()
-    assert "temperatures" in tab.status_line.value and one_line(tab.status_line.value)
+    # once, under its field: the status line does not repeat it
+    assert "hot" not in visible(tab.status_line.value) and one_line(notes["temperatures"].value)
     tab.temperatures_box.value = "0.5, 2.5"
-    tab.run_button.click()
-    assert "temperatures" in tab.status_line.value
+    assert "2.5 is out of range" in visible(notes["temperatures"].value)
     tab.temperatures_box.value = "0.5, 0.5"
+    assert "0.5 is there twice" in visible(notes["temperatures"].value)
+    tab.temperatures_box.value = "0,5"  # a decimal comma
+    assert notes["temperatures"].value == ""  # the error goes as soon as the input is fixed
+    assert "1 cell · costs" in visible(tab.estimate_line.value)
+    tab.ratio_toggles.value = ()
+    assert visible(notes["ratios"].value) == "⚠ Pick at least one aspect ratio."
     tab.run_button.click()
-    assert "temperatures" in tab.status_line.value
-    tab.temperatures_box.value = "0.5"
-    tab.ratio_select.value = ()
-    tab.run_button.click()
-    assert "aspect_ratios" in tab.status_line.value
-    tab.ratio_select.value = ("1:1",)
+    tab.ratio_toggles.value = ("1:1",)
+    assert notes["ratios"].value == ""
     tab.prompt_box.value = ""
     tab.run_button.click()
-    assert "prompt" in tab.status_line.value
+    assert visible(notes["prompt"].value) == "⚠ Type a prompt first."
+    tab.prompt_box.value = "a cat\na dog\na cat"
+    tab.run_button.click()
+    assert "there twice" in visible(notes["prompt"].value)
+    tab.prompt_box.value = "a cat"
+    assert notes["prompt"].value == ""
+    for note in notes.values():
+        assert "must be" not in note.value and "(got" not in note.value
     wait_idle(studio)
     assert server.post_count == 0
+    assert tab.cell_views == []  # nothing drawn for a refused run
 
 
-def test_estimate_warns_before_the_budget_and_run_sends_nothing(
+def test_decimal_commas_and_separators() -> None:
+    from mai_image_nb.studio.messages import parse_temperatures
+
+    assert parse_temperatures("0,5") == (0.5,)
+    assert parse_temperatures("0,5; 1,5") == (0.5, 1.5)
+    assert parse_temperatures("0.2, 1.0, 1.8") == (0.2, 1.0, 1.8)
+    assert parse_temperatures("0.2,1.0 2") == (0.2, 1.0, 2.0)
+    with pytest.raises(mai.ValidationError) as caught:
+        parse_temperatures("")
+    assert caught.value.field == "temperatures"
+
+
+def test_run_is_disabled_with_the_reason_over_the_budget_and_draws_nothing(
     server: OfflineServer, make_studio, tmp_path
 ) -> None:
     with mai.Client(base_url=server.url, history=tmp_path / "b", budget_usd=0.2) as client:
         studio = make_studio(client)
         tab = _form(studio, "a lighthouse", ("1:1", "16:9"), "0.2, 1.8")
-        assert "4 new ≈ $0.25, 0 cached" in tab.estimate_line.value
-        assert "would pass the budget" in tab.estimate_line.value
-        tab.ratio_select.value = ("1:1",)
-        assert "would pass" not in tab.estimate_line.value
-        tab.ratio_select.value = ("1:1", "16:9")
-        tab.run_button.click()
+        line = visible(tab.estimate_line.value)
+        assert "4 cells · costs $0.25 · $0.20 left" in line, line
+        assert "Over the budget" in line and tab.run_button.disabled
+        assert "&#36;" in tab.estimate_line.value and "$" not in tab.estimate_line.value
+        tab.ratio_toggles.value = ("1:1",)
+        assert "Over the budget" not in visible(tab.estimate_line.value)
+        assert not tab.run_button.disabled
+        tab.ratio_toggles.value = ("1:1", "16:9")
+        assert tab.start_run() is False  # even a programmatic click is refused
+        assert "budget" in visible(tab.status_line.value)
+        assert tab.cell_views == [] and tab.grid.children == ()
+        # raising the budget from the header enables Run at once
+        studio.header.budget_box.value = "1,00"
+        assert client.budget_usd == 1.0
+        assert not tab.run_button.disabled and "$1.00 left" in visible(tab.estimate_line.value)
+        studio.header.budget_box.value = "-3"
+        assert client.budget_usd == 1.0
+        assert "dollar amount" in visible(studio.header.budget_note.value)
+        studio.header.budget_box.value = ""
+        assert client.budget_usd is None and studio.header.budget_note.value == ""
+        assert "no budget set" in visible(studio.header.value)
         wait_idle(studio)
-        assert "budget" in tab.status_line.value and "mai-status-error" in tab.status_line.value
         assert server.post_count == 0
-        assert not tab.busy and not tab.run_button.disabled
-        assert "budget" in studio.header.value
         studio.close()
 
 

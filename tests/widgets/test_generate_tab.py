@@ -13,7 +13,7 @@ from mai_image_nb.offline import OfflineServer
 from mai_image_nb.params import ASPECT_RATIOS
 from mai_image_nb.studio import Studio
 
-from .helpers import jpeg_size, one_line, wait_idle, wait_until
+from .helpers import jpeg_size, one_line, visible, wait_idle, wait_until
 
 
 def _shown(studio: Studio) -> mai.Generation:
@@ -40,11 +40,11 @@ def test_generate_shows_a_preview_and_the_history_grows(
     assert max(width, height) <= 512 and width > height
     assert "mai-status-ok" in tab.status_line.value
     assert "a lighthouse at dusk" in tab.details.value and "16:9" in tab.details.value
-    assert "$0.0627" in tab.details.value
+    assert "$0.0627" in visible(tab.details.value)
     assert tab.filename_box.value == "a-lighthouse-at-dusk.png"
     assert not tab.generate_button.disabled and not tab.save_button.disabled
     # the header follows the spend
-    assert "$0.0627" in studio.header.value
+    assert "$0.0627" in visible(studio.header.value)
 
 
 def test_preview_of_a_full_size_image_is_a_small_jpeg(make_studio, tmp_path: Path) -> None:
@@ -87,9 +87,11 @@ def test_a_bad_prompt_shows_one_line_naming_the_field_and_sends_nothing(
     tab.prompt_box.value = prompt
     tab.generate_button.click()
     wait_idle(studio)
-    status = tab.status_line.value
-    assert "mai-status-error" in status and "prompt" in status
-    assert one_line(status) and len(status) < 600
+    note = tab.inputs.notes["prompt"].value
+    expected = "characters; keep it to 4000" if prompt.strip() else "Type a prompt first."
+    assert "mai-status-error" in note and expected in visible(note)
+    assert one_line(note) and len(note) < 600
+    assert "prompt" not in visible(tab.status_line.value)  # said once, under the field
     assert server.post_count == 0
     assert client.history is not None and len(client.history) == 0
     assert not tab.busy and not tab.generate_button.disabled
@@ -102,13 +104,16 @@ def test_a_bad_token_limit_shows_an_error_and_sends_nothing(
     tab = studio.generate
     tab.prompt_box.value = "a cat"
     tab.max_tokens_box.value = text
-    # the box validates as you type...
-    assert "mai-status-error" in tab.status_line.value and "max_tokens" in tab.status_line.value
+    note = tab.inputs.notes["max_tokens"]
+    # the box validates as you type, under its own field...
+    assert visible(note.value) == "⚠ max_tokens: a whole number of 1 or more, or leave it empty."
     tab.generate_button.click()
     wait_idle(studio)
-    # ...and Generate refuses it
-    assert "max_tokens" in tab.status_line.value and one_line(tab.status_line.value)
+    # ...Generate refuses it, and the message is there once
+    assert "max_tokens" in note.value and "max_tokens" not in tab.status_line.value
     assert server.post_count == 0
+    tab.max_tokens_box.value = "64"
+    assert note.value == ""  # gone as soon as it is fixed
 
 
 def test_token_limits_are_sent_only_when_given(studio: Studio, server: OfflineServer) -> None:

@@ -11,7 +11,7 @@ import mai_image_nb as mai
 from mai_image_nb.offline import OfflineServer
 from mai_image_nb.studio import Studio
 
-from .helpers import jpeg_size, wait_idle
+from .helpers import jpeg_size, visible, wait_idle
 
 
 def _make(client: mai.Client, prompts: list[str], **kwargs) -> list[mai.Generation]:
@@ -30,7 +30,7 @@ def test_gallery_shows_new_generations_newest_first_without_reopening(
     tile = tab.tiles[0]
     assert max(jpeg_size(tile.image_view.value)) <= 256
     assert "a bird at dawn" in tile.caption.value and "1:1" in tile.caption.value
-    assert "t 1.00" in tile.caption.value and "$0.0627" in tile.caption.value
+    assert "t 1.00" in tile.caption.value and "$0.0627" in visible(tile.caption.value)
     assert "3 images" in tab.count_line.value
 
 
@@ -124,12 +124,16 @@ def test_side_by_side_shows_the_selected(studio: Studio, client: mai.Client) -> 
     assert "mai-selected" in tab.tiles[2]._dom_classes
     assert not tab.side_by_side_button.disabled
     tab.side_by_side_button.click()
-    items = tab.side_by_side.children
+    items = tab.side_by_side.row.children
     assert len(items) == 3 and tab.side_by_side.layout.display != "none"
     captions = [item.children[1].value for item in items]
     assert ["gold" in captions[0], "blue" in captions[1], "red" in captions[2]] == [True] * 3
     for item in items:
         assert jpeg_size(item.children[0].value)
+        assert item.layout.flex == "1 1 0"  # one row of equal cards
+    # the settings that differ (the prompt) are bold; those that agree are not
+    assert "<b>prompt: a gold kite</b>" in captions[0]
+    assert "<b>temperature" not in captions[0] and "temperature: 1.00" in captions[0]
     assert made[0].id in tab.selected
     tab.clear_selection_button.click()
     assert not tab.selected and not any(t.select_box.value for t in tab.tiles)
@@ -196,7 +200,7 @@ def test_export_writes_files(
 
     tab.export_folder_box.value = ""
     tab.export_button.click()
-    assert "export folder" in tab.status_line.value
+    assert "Type a folder name" in tab.status_line.value
 
 
 def test_without_a_history_the_tab_says_so(server: OfflineServer, make_studio) -> None:

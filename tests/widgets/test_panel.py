@@ -17,7 +17,7 @@ from mai_image_nb.studio.jobs import JobRunner
 from mai_image_nb.studio.widgets import walk
 from tests.conftest import CANARY_KEY
 
-from .helpers import jpeg_size, one_line, wait_idle, wait_until
+from .helpers import jpeg_size, one_line, visible, wait_idle, wait_until
 
 HOSTILE = "<img src=x onerror=alert(1)><script>alert(2)</script>"
 
@@ -77,7 +77,7 @@ def test_hostile_prompt_is_escaped_everywhere(
     assert "&lt;script&gt;" in gen_tab.details.value
 
     cmp_tab.prompt_box.value = HOSTILE
-    cmp_tab.ratio_select.value = ("1:1", "9:16")
+    cmp_tab.ratio_toggles.value = ("1:1", "9:16")
     cmp_tab.temperatures_box.value = "0.5"
     server.script(Fault.body(json.dumps({"message": HOSTILE}).encode(), status=400))
     cmp_tab.run_button.click()
@@ -97,10 +97,11 @@ def test_hostile_prompt_is_escaped_everywhere(
 
     gen_tab.prompt_box.value = HOSTILE * 80  # too long: the error repeats part of it
     gen_tab.generate_button.click()
-    assert "prompt" in gen_tab.status_line.value and one_line(gen_tab.status_line.value)
+    note = gen_tab.inputs.notes["prompt"].value
+    assert "characters; keep it to 4000" in note and one_line(note)
     gen_tab.max_tokens_box.value = HOSTILE
     cmp_tab.temperatures_box.value = HOSTILE
-    assert "&lt;" in gen_tab.status_line.value and "&lt;" in cmp_tab.estimate_line.value
+    assert "&lt;" in cmp_tab.inputs.notes["temperatures"].value  # the typed text, escaped
     _assert_escaped(studio)
 
 
@@ -138,15 +139,15 @@ def test_two_studios_on_one_client_stay_consistent(
     wait_idle(second)  # no refresh pressed: the client told both
     made = first.generate.generation
     assert made is not None and [g.id for g in second.history.visible()] == [made.id]
-    assert "$0.0627" in second.header.value
+    assert "$0.0627" in visible(second.header.value)
     # and the other way round, from a grid
     second.compare.prompt_box.value = "a fox"
-    second.compare.ratio_select.value = ("1:1",)
+    second.compare.ratio_toggles.value = ("1:1",)
     second.compare.temperatures_box.value = "0.2, 1.0"
     second.compare.run_button.click()
     wait_idle(second)
     wait_idle(first)
-    assert len(first.history.visible()) == 3 and "$0.1881" in first.header.value
+    assert len(first.history.visible()) == 3 and "$0.1881" in visible(first.header.value)
     first.close()  # one closing leaves the other working
     client.generate("one more")
     wait_idle(second)
@@ -243,7 +244,7 @@ def test_saved_widget_state_stays_small(make_studio, tmp_path: Path) -> None:
             studio.generate.generate_button.click()
             wait_idle(studio)
         studio.compare.prompt_box.value = "a fox"
-        studio.compare.ratio_select.value = ("1:1", "16:9")
+        studio.compare.ratio_toggles.value = ("1:1", "16:9")
         studio.compare.temperatures_box.value = "0.2, 1.0, 1.8"
         studio.compare.run_button.click()
         wait_idle(studio)
