@@ -16,19 +16,13 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from mai_image_nb._serving import port_number
 from mai_image_nb.errors import MaiImageError
 
 from .files import TOKENS_FILE
 from .room import OFFLINE, Classroom
 
 GIL_SWITCH_S = 0.0005
-
-
-def _port(text: str) -> int:
-    port = int(text)
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{port} is not a port (0-65535)")
-    return port
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,7 +59,9 @@ def _parser() -> argparse.ArgumentParser:
         help="read the teacher's key from this file instead of AIMLAPI_KEY",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=_port, default=8766, help="port (default 8766; 0 picks)")
+    parser.add_argument(
+        "--port", type=port_number, default=8766, help="port (default 8766; 0 picks)"
+    )
     parser.add_argument(
         "--max-inflight", type=int, default=16, help="requests sent upstream at once (default 16)"
     )

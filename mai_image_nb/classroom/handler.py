@@ -11,9 +11,10 @@ import hmac
 import json
 import logging
 import re
-from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from mai_image_nb._serving import RoutingHandler
 
 from .forward import Answer, error_answer, generate, json_answer
 from .ledger import Student
@@ -36,27 +37,14 @@ _PREVIEW = re.compile(r"^/classroom/gallery/(\d{1,18})\.png$")
 _CLIENT_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(RoutingHandler):
     """One connection's requests."""
 
-    protocol_version = "HTTP/1.1"
     server_version = "mai-image-classroom/1.0"
-    sys_version = ""
     timeout = IDLE_TIMEOUT_S
-    disable_nagle_algorithm = True
     server: GatewayHTTPServer
 
-    def log_message(self, format: str, *args: Any) -> None:
-        # The request line holds no secret (tokens travel in a header), but keep it quiet.
-        log.debug("%s " + format, self.address_string(), *args)
-
-    def parse_request(self) -> bool:
-        parsed = super().parse_request()
-        if parsed:
-            setattr(self, "do_" + self.command, self._dispatch)
-        return parsed
-
-    def _dispatch(self) -> None:
+    def dispatch(self) -> None:
         gateway = self.server.gateway
         with gateway.busy():
             try:

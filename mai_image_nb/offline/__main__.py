@@ -13,15 +13,10 @@ import sys
 import threading
 from types import FrameType
 
+from mai_image_nb._serving import port_number
+
 from .faults import Chaos
 from .server import WILDCARD_HOSTS, OfflineServer
-
-
-def _port(text: str) -> int:
-    port = int(text)
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{port} is not a port (0-65535)")
-    return port
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,7 +26,9 @@ def _parser() -> argparse.ArgumentParser:
         "this machine).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=_port, default=8765, help="port (default 8765; 0 picks one)")
+    parser.add_argument(
+        "--port", type=port_number, default=8765, help="port (default 8765; 0 picks one)"
+    )
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to each answer")
     parser.add_argument("--seed", type=int, default=None, help="make the run's images repeatable")
     parser.add_argument("--api-key", default=None, help="require this key (default: accept any)")

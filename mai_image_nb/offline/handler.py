@@ -16,9 +16,11 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import urlsplit
+
+from mai_image_nb._serving import RoutingHandler
 
 from . import faults as fl
 from .faults import Fault
@@ -156,27 +158,15 @@ class TrackedHTTPServer(ThreadingHTTPServer):
             self.owner.handler_failed(exc)
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(RoutingHandler):
     """One connection's requests: route, read the body, answer normally or as a fault says."""
 
-    protocol_version = "HTTP/1.1"
     server_version = "mai-image-offline/1.0"
-    sys_version = ""
     timeout = IDLE_TIMEOUT_S
-    disable_nagle_algorithm = True  # else headers and body, sent apart, wait for a delayed ACK
     server: TrackedHTTPServer
 
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
-
-    def parse_request(self) -> bool:
-        """Route every method, known or not, to `_dispatch` (which answers 404 or 405)."""
-        parsed = super().parse_request()
-        if parsed:
-            setattr(self, "do_" + self.command, self._dispatch)
-        return parsed
-
-    def _dispatch(self) -> None:
+    def dispatch(self) -> None:
+        """Route, read the body, answer (404 or 405 for what the simulator lacks)."""
         owner, self._answered = self.server.owner, False
         try:
             raw = self._read_body()

@@ -295,7 +295,7 @@ LAYERS = {
     "offline": 2,
     "transport": 3, "generation": 3, "usage": 3, "pngmeta": 3, "imagemeta": 3, "display": 3,
     "previews": 3, "labels": 3, "retry": 3, "spend": 3, "params": 3, "_sqlite": 3, "_files": 3,
-    "_records": 3, "_reconcile": 3, "_opening": 3, "_userwarn": 3, "_version": 3,
+    "_records": 3, "_reconcile": 3, "_opening": 3, "_userwarn": 3, "_version": 3, "_serving": 3,
     "errors": 4,
 }  # fmt: skip
 # Third-party imports allowed only in some places: name -> module prefixes that may import it.
