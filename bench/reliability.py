@@ -21,9 +21,10 @@ from PIL import Image
 import tests.unit.test_history_crash as crash
 from bench.harness import Row, interleave
 from mai_image_nb.errors import ValidationError
+from mai_image_nb.imagemeta import read_params
 from mai_image_nb.offline import OfflineServer
 from mai_image_nb.offline.faults import bomb_png
-from mai_image_nb.pngmeta import embed_params, read_params
+from mai_image_nb.pngmeta import embed_params
 from tests.reliability.hostile import (
     MIB,
     READ_PARAMS_CASE_NAMES,

@@ -22,14 +22,12 @@ from PIL import Image
 from . import display
 from ._version import __version__
 from .errors import MaiImageError, ValidationError
-from .params import GENERATE_FIELDS, validate_params
 
 __all__ = [
     "KEYWORD",
     "TEXT_LIMIT_BYTES",
     "NotOurImageError",
     "embed_params",
-    "read_params",
     "read_record",
 ]
 
@@ -287,20 +285,3 @@ def read_record(path_or_bytes: Source) -> dict[str, Any]:
     if not isinstance(record, dict):
         raise _not_ours(source, "its parameters are not a JSON object")
     return record
-
-
-def read_params(path_or_bytes: Source) -> dict[str, Any]:
-    """The keyword arguments of `Client.generate()` stored in a PNG written by this toolkit.
-
-    `prompt`, `aspect_ratio`, `temperature`, `sample`, and the token limits when they were
-    set; re-validated, so a tampered file cannot smuggle a bad value.
-
-    Raises:
-        ValidationError: as `read_record`, or a stored value that is not allowed.
-        OSError: the path cannot be opened.
-    """
-    record = read_record(path_or_bytes)
-    if "prompt" not in record:
-        raise _not_ours("this PNG", "its parameters have no prompt")
-    params = validate_params(**{f: record[f] for f in GENERATE_FIELDS if f in record})
-    return params.generate_kwargs()

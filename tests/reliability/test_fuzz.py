@@ -22,9 +22,10 @@ from mai_image_nb import errors
 from mai_image_nb._files import MAX_NAME_BYTES
 from mai_image_nb.export import export_generations
 from mai_image_nb.generation import Generation
+from mai_image_nb.imagemeta import read_params
 from mai_image_nb.offline import OfflineServer
 from mai_image_nb.params import ASPECT_RATIOS, PROMPT_MAX_CHARS
-from mai_image_nb.pngmeta import read_params, read_record
+from mai_image_nb.pngmeta import read_record
 from tests.unit.crash_writer import key_of, make_generation
 
 # Every Unicode scalar value; lone surrogates (category Cs) are not text (see the test below).

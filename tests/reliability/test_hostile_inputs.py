@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from mai_image_nb.errors import ValidationError
+from mai_image_nb.imagemeta import read_params
 from mai_image_nb.offline import OfflineServer
-from mai_image_nb.pngmeta import read_params
 
 from .hostile import MIB, READ_PARAMS_CASE_NAMES, client_cases, read_params_cases
 

@@ -23,8 +23,9 @@ from mai_image_nb.errors import MaiImageError, ValidationError
 from mai_image_nb.export import RECORD_FIELDS
 from mai_image_nb.generation import Usage
 from mai_image_nb.history import DB_NAME, History
+from mai_image_nb.imagemeta import read_params
 from mai_image_nb.params import Params, cache_key
-from mai_image_nb.pngmeta import read_params, read_record
+from mai_image_nb.pngmeta import read_record
 
 from .crash_writer import image_bytes, key_of, make_generation
 

@@ -28,7 +28,8 @@ from mai_image_nb._files import (
 )
 from mai_image_nb._version import __version__
 from mai_image_nb.errors import ValidationError
-from mai_image_nb.pngmeta import embed_params, read_params, read_record
+from mai_image_nb.imagemeta import read_params
+from mai_image_nb.pngmeta import embed_params, read_record
 
 from .crash_writer import image_bytes, make_generation
 
@@ -255,10 +256,12 @@ def test_bad_inputs_are_validation_errors(data: bytes) -> None:
 def test_messages_name_the_problem(tmp_path: Path) -> None:
     jpeg = tmp_path / "photo.jpg"
     jpeg.write_bytes(other_image("JPEG"))
-    with pytest.raises(ValidationError, match=r"not a PNG written by mai_image_nb.*JPEG"):
-        read_params(jpeg)
-    with pytest.raises(ValidationError, match=r"photo\.jpg"):
-        read_record(jpeg)
+    with pytest.raises(ValidationError, match=r"photo\.jpg.* is not a PNG, JPEG or WebP written"):
+        read_params(jpeg)  # the public reader takes all three formats
+    with pytest.raises(
+        ValidationError, match=r"photo\.jpg.*not a PNG written by mai_image_nb.*JPEG"
+    ):
+        read_record(jpeg)  # the PNG chunk reader names what it found instead
     with pytest.raises(ValidationError, match="no 'mai_image_nb' text chunk"):
         read_params(plain_png())
     with pytest.raises(ValidationError) as info:
