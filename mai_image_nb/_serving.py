@@ -1,7 +1,8 @@
 """What the package's two HTTP servers (the simulator and the class gateway) share.
 
 A keep-alive HTTP/1.1 handler that routes every method to one `dispatch`, sends headers
-and body without Nagle's delay and logs quietly; and the command lines' port argument.
+and body without Nagle's delay and logs quietly; and the command lines' port argument and
+stop signals.
 Standard library only.
 """
 
@@ -9,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
+import threading
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-__all__ = ["RoutingHandler", "port_number"]
+__all__ = ["RoutingHandler", "port_number", "stop_on_signals"]
 
 
 class RoutingHandler(BaseHTTPRequestHandler):
@@ -43,3 +46,20 @@ def port_number(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"{port} is not a port (0-65535)")
     return port
+
+
+def stop_on_signals() -> threading.Event:
+    """An event that SIGINT or SIGTERM sets, for a command line serving until stopped.
+
+    Both are set (when called from the main thread): a shell that starts a server in the
+    background leaves SIGINT ignored, and a service manager sends SIGTERM.
+    """
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: object) -> None:
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+    return stop

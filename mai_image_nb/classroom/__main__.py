@@ -10,13 +10,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import signal
 import sys
 import threading
 from pathlib import Path
-from types import FrameType
 
-from mai_image_nb._serving import port_number
+from mai_image_nb._serving import port_number, stop_on_signals
 from mai_image_nb.errors import MaiImageError
 
 from .files import TOKENS_FILE
@@ -104,14 +102,7 @@ def main(argv: list[str] | None = None, *, ready: threading.Event | None = None)
     except (MaiImageError, OSError, ValueError) as exc:
         print(f"cannot start the classroom gateway: {exc}", file=sys.stderr)
         return 2
-    stop = threading.Event()
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _stop)
-        signal.signal(signal.SIGINT, _stop)
+    stop = stop_on_signals()
     with room:
         print(room.url, flush=True)  # the first line: tokens.csv is complete by now
         print(

@@ -8,12 +8,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import signal
 import sys
 import threading
-from types import FrameType
 
-from mai_image_nb._serving import port_number
+from mai_image_nb._serving import port_number, stop_on_signals
 
 from .faults import Chaos
 from .server import WILDCARD_HOSTS, OfflineServer
@@ -61,15 +59,7 @@ def main(argv: list[str] | None = None, *, ready: threading.Event | None = None)
     except (ValueError, OSError) as exc:
         print(f"cannot start the simulator: {exc}", file=sys.stderr)
         return 2
-    stop = threading.Event()
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    if threading.current_thread() is threading.main_thread():
-        # Set both: a shell that starts us in the background leaves SIGINT ignored.
-        signal.signal(signal.SIGTERM, _stop)
-        signal.signal(signal.SIGINT, _stop)
+    stop = stop_on_signals()
     with server:
         key_hint = " AIMLAPI_KEY=<the key you chose>" if args.api_key else ""
         where = " (with this machine's address for the host)" if args.host in WILDCARD_HOSTS else ""
