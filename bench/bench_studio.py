@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import os
 import sqlite3
 import statistics
 import tempfile
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import mai_image_nb as mai
 from bench.bench_client import TINY_SCALE, _fill_history
-from bench.harness import Row
+from bench.harness import Row, Sample, growth_rows, sample_process
 from mai_image_nb.history import DB_NAME
 from mai_image_nb.offline import OfflineServer
 
@@ -229,20 +228,12 @@ def _stamp(into: list[float], _cell: object) -> None:
     into.append(time.perf_counter())
 
 
-def _sample() -> tuple[int, int, float]:
-    """(threads, open fds, RSS in MB) of this process."""
-    fds = len(os.listdir("/proc/self/fd"))
-    with open("/proc/self/statm") as statm:
-        rss_pages = int(statm.read().split()[1])
-    return threading.active_count(), fds, rss_pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
 def studio_soak(clicks: int) -> list[Row]:
     """`clicks` Studio clicks on one panel (Generate, New variation, a 1 × 2 Compare run in
     turn), sampling threads, fds and RSS every 50 clicks: goal flat."""
     from mai_image_nb.studio import Studio
 
-    samples: list[tuple[int, int, float]] = []
+    samples: list[Sample] = []
     with tempfile.TemporaryDirectory() as tmp, OfflineServer(image_scale=TINY_SCALE) as srv:
         client = mai.Client(base_url=srv.url, history=Path(tmp) / "h")
         studio = Studio(client)
@@ -261,42 +252,14 @@ def studio_soak(clicks: int) -> list[Row]:
             assert studio.wait_idle(WAIT_S), f"click {k} did not finish"
             if k % 50 == 0 or k == clicks - 1:
                 gc.collect()
-                samples.append(_sample())
+                samples.append(sample_process(f"click {k + 1}"))
         studio.close()
         client.close()
-    first, last = samples[0], samples[-1]
-    return [
-        Row(
-            f"Studio soak: threads after {clicks} clicks",
-            [float(last[0])],
-            "threads after the first click",
-            [float(first[0])],
-            unit="threads",
-            goal="≤ first + 8",
-            ok=last[0] <= first[0] + 8,
-            note="samples: " + ", ".join(str(s[0]) for s in samples),
-        ),
-        Row(
-            f"Studio soak: open fds after {clicks} clicks",
-            [float(last[1])],
-            "open fds after the first click",
-            [float(first[1])],
-            unit="fds",
-            goal="≤ first + 24",
-            ok=last[1] <= first[1] + 24,
-            note="samples: " + ", ".join(str(s[1]) for s in samples),
-        ),
-        Row(
-            f"Studio soak: RSS after {clicks} clicks",
-            [last[2]],
-            "RSS after the first click",
-            [first[2]],
-            unit="MB",
-            goal="≤ first + 64 MB",
-            ok=last[2] <= first[2] + 64,
-            note="samples: " + ", ".join(f"{s[2]:.0f}" for s in samples),
-        ),
-    ]
+    return growth_rows(
+        samples,
+        subject=f"Studio soak: {{what}} after {clicks} clicks",
+        baseline="{what} after the first click",
+    )
 
 
 _STUDIO_NOTEBOOK = [

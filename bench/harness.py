@@ -7,12 +7,14 @@ These machines are shared and noisy, so a subject and its baseline are interleav
 from __future__ import annotations
 
 import gc
+import os
 import statistics
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Row", "interleave", "print_table"]
+__all__ = ["Row", "Sample", "growth_rows", "interleave", "print_table", "sample_process"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,63 @@ class Row:
     def ratio_median(self) -> float:
         base = statistics.median(self.baseline)
         return statistics.median(self.subject) / base if base else float("inf")
+
+
+# A soak's goal: the last sample at most this much above the first ("flat").
+GROWTH_SLACK = {"threads": 8, "fds": 24, "rss_mib": 64.0}
+_GROWTH_NAMES = {"threads": ("threads", "threads"), "fds": ("open fds", "fds"),
+                 "rss_mib": ("RSS", "MiB")}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Threads, open descriptors and RSS of this process, read from outside the code."""
+
+    when: str
+    threads: int
+    fds: int
+    rss_mib: float
+
+
+def sample_process(when: str) -> Sample:
+    """Read `threading.active_count()`, `/proc/self/fd` and `/proc/self/statm` (Linux)."""
+    with open("/proc/self/statm", encoding="ascii") as statm:
+        rss_pages = int(statm.read().split()[1])
+    return Sample(
+        when,
+        threading.active_count(),
+        len(os.listdir("/proc/self/fd")),
+        rss_pages * os.sysconf("SC_PAGE_SIZE") / 2**20,
+    )
+
+
+def growth_rows(
+    samples: Sequence[Sample], *, subject: str, baseline: str, ok: bool = True, note: str = ""
+) -> list[Row]:
+    """One row each for threads, fds and RSS: the last sample against the first.
+
+    `subject` and `baseline` are formats with `{what}` ("threads", "open fds", "RSS");
+    `ok` is ANDed into every row's goal (e.g. "no call failed"); `note` goes on the first.
+    """
+    first, last = samples[0], samples[-1]
+    rows: list[Row] = []
+    for field, slack in GROWTH_SLACK.items():
+        what, unit = _GROWTH_NAMES[field]
+        values = [getattr(s, field) for s in samples]
+        trace = "samples " + ", ".join(f"{v:.0f}" for v in values)
+        rows.append(
+            Row(
+                subject.format(what=what),
+                [getattr(last, field)],
+                baseline.format(what=what),
+                [getattr(first, field)],
+                unit=unit,
+                goal=f"≤ first + {slack:g}",
+                ok=ok and getattr(last, field) <= getattr(first, field) + slack,
+                note=trace + (f"; {note}" if note and not rows else ""),
+            )
+        )
+    return rows
 
 
 def interleave(
