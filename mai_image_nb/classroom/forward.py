@@ -109,7 +109,8 @@ def generate(gateway: Gateway, student: Student, raw: bytes) -> Answer:
         gateway.ledger.note_refusal(student.name, fields, 402)
         return _budget_refusal(student, held)
     answer = _send(gateway, held, fields)
-    log.info("%s: HTTP %d in %.2f s", student.name, answer.status, time.monotonic() - started)
+    # Every request is in the ledger; the log line is for --verbose.
+    log.debug("%s: HTTP %d in %.2f s", student.name, answer.status, time.monotonic() - started)
     return answer
 
 

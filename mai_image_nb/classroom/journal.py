@@ -1,10 +1,13 @@
 """The ledger's SQLite file: one writer thread that commits in groups, and a reader.
 
 SQLite in WAL mode with `synchronous=FULL` fsyncs at every COMMIT; a class sends many
-requests at once, so the writer takes every write waiting and commits them together (one
-fsync for the group), each in its own savepoint so one failing write fails alone. A caller
-that needs its write durable before going on (a request marked sent) waits for the commit;
-others (settling, notes) do not.
+requests at once, so every write waiting is committed together (one fsync for the group),
+each in its own savepoint so one failing write fails alone. A caller that needs its write
+durable before going on (a request marked sent) commits the group itself on its own thread,
+so its wait is one commit, not a hand-over to another thread and back. Writes nobody waits
+for (settling, notes) ride along with the next such commit, or are committed by the writer
+thread within `FLUSH_DELAY_S`: one background commit for many writes, which then seldom
+holds the disk when a request is about to go upstream.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ __all__ = ["BUSY_TIMEOUT_S", "Journal", "Statement"]
 
 BUSY_TIMEOUT_S = 30.0
 GROUP_MAX = 256  # writes committed together at most
+FLUSH_DELAY_S = 0.05  # how long a write nobody waits for may sit before the writer commits it
 
 Statement = tuple[str, Sequence[Any]]
 
@@ -61,8 +65,10 @@ class Journal:
             self._writer.close()
             raise
         self._read_lock = threading.Lock()
-        self._jobs: queue.Queue[_Job | None] = queue.Queue()
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._commit_lock = threading.Lock()  # whoever holds it commits the queued group
+        self._wake = threading.Event()  # a write nobody waits for was queued
+        self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -85,43 +91,35 @@ class Journal:
     def write(self, statements: list[Statement], *, wait: bool = True) -> _Job:
         """Queue writes (one savepoint); with `wait`, return once committed (or raise).
 
-        A waiting caller that finds no commit under way commits the queued group itself
-        (saving two thread switches on the way to the disk); else the writer thread does.
+        A waiting caller commits the queued writes itself, its own among them, unless a
+        commit under way took it (then it is done once that commit lets go of the lock).
         """
         job = _Job(statements)
         self._jobs.put(job)
         if not wait:
+            self._wake.set()
             return job
-        if self._commit_lock.acquire(blocking=False):
-            try:
-                if not job.done.is_set() and self._commit_queued():
-                    self._jobs.put(None)  # the stop sentinel is the writer thread's
-            finally:
-                self._commit_lock.release()
-        job.done.wait()
+        while not job.done.is_set():
+            with self._commit_lock:
+                # Writes leave the queue only under this lock, oldest first: ours is either
+                # done or still queued, and a few groups at most are ahead of it.
+                if not job.done.is_set():
+                    self._commit_group()
         if job.error is not None:
             raise job.error
         return job
 
-    def _commit_queued(self, first: _Job | None = None) -> bool:
-        """Commit `first` and every job queued now (caller holds the commit lock).
-
-        Returns True when the stop sentinel was among them (it is put back for the writer).
-        """
-        group = [first] if first is not None else []
-        stopping = False
+    def _commit_group(self) -> bool:
+        """Commit up to GROUP_MAX queued jobs (caller holds the lock); False if none were."""
+        group: list[_Job] = []
         while len(group) < GROUP_MAX:
             try:
-                job = self._jobs.get_nowait()
+                group.append(self._jobs.get_nowait())
             except queue.Empty:
                 break
-            if job is None:
-                stopping = True
-            else:
-                group.append(job)
         if group:
             self._commit(group)
-        return stopping
+        return bool(group)
 
     def read(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._read_lock:
@@ -131,7 +129,8 @@ class Journal:
         """Commit what is queued, stop the writer, close both connections; True if it ended."""
         ended = True
         if self._thread is not None:
-            self._jobs.put(None)
+            self._stopping.set()
+            self._wake.set()
             self._thread.join(timeout_s)
             ended = not self._thread.is_alive()
         if ended:
@@ -141,14 +140,17 @@ class Journal:
         return ended
 
     def _run(self) -> None:
+        """Commit writes nobody waits for, a few at a time, until `close()`."""
         while True:
-            first = self._jobs.get()
-            with self._commit_lock:
-                if first is None:
-                    self._commit_queued()
-                    return
-                if self._commit_queued(first):
-                    self._jobs.put(None)  # a caller drained the sentinel with this group
+            self._wake.wait()
+            self._stopping.wait(FLUSH_DELAY_S)  # let more gather (or ride a waiting commit)
+            self._wake.clear()  # before taking the queue: a later write wakes us again
+            while True:
+                with self._commit_lock:  # one group at a time: a waiting caller may cut in
+                    if not self._commit_group():
+                        break
+            if self._stopping.is_set():
+                return
 
     def _commit(self, group: list[_Job]) -> None:
         conn = self._writer

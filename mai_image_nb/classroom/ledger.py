@@ -351,6 +351,7 @@ class Ledger:
 
     def images(self, limit: int) -> list[dict[str, Any]]:
         """The latest requests answered with an image: id, name, prompt, time (newest first)."""
+        self.flush()  # settled rows may still be queued (see journal.FLUSH_DELAY_S)
         rows = self._journal.read(
             "SELECT id, student, params, time FROM requests "
             "WHERE http_status BETWEEN 200 AND 299 ORDER BY id DESC LIMIT ?", (limit,),

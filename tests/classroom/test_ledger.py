@@ -106,6 +106,43 @@ def test_one_failing_write_in_a_group_fails_alone(tmp_path: Path) -> None:
         assert journal.close()
 
 
+def _rows_seen_by_another_connection(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return int(conn.execute("SELECT COUNT(*) FROM t").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_a_waited_write_makes_every_earlier_write_durable(tmp_path: Path) -> None:
+    """Unwaited writes (settlements) ride along with the next waited one (a request sent)."""
+    path = tmp_path / "j.db"
+    journal = Journal(path, "CREATE TABLE IF NOT EXISTS t (x INTEGER);")
+    journal.start()
+    try:
+        for x in range(50):
+            journal.write([("INSERT INTO t VALUES (?)", (x,))], wait=False)
+        journal.write([("INSERT INTO t VALUES (50)", ())])
+        assert _rows_seen_by_another_connection(path) == 51
+    finally:
+        assert journal.close()
+
+
+def test_unwaited_writes_are_committed_by_the_writer_and_on_close(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    journal = Journal(path, "CREATE TABLE IF NOT EXISTS t (x INTEGER);")
+    journal.start()
+    try:
+        journal.write([("INSERT INTO t VALUES (1)", ())], wait=False)
+        job = journal.write([("INSERT INTO t VALUES (2)", ())], wait=False)
+        assert job.done.wait(10)  # the writer thread commits it without anyone waiting
+        assert _rows_seen_by_another_connection(path) == 2
+        journal.write([("INSERT INTO t VALUES (3)", ())], wait=False)
+    finally:
+        assert journal.close()  # commits what is queued, and its thread ended
+    assert _rows_seen_by_another_connection(path) == 3
+
+
 def test_roster_adds_tokens_csv_rows_the_ledger_missed(tmp_path: Path) -> None:
     write_tokens(tmp_path, {"ada": "tok-ada-xxxxxxxxxxxxxxxxxxxxxxx"})  # a crash before the ledger
     ledger = Ledger(tmp_path / "l.db")
