@@ -36,6 +36,10 @@ class Job:
     params: Params | None
     error: MaiImageError | None = None
 
+    def __post_init__(self) -> None:
+        if (self.params is None) == (self.error is None):
+            raise TypeError("a Job holds exactly one of params and error")
+
 
 def run_jobs(
     client: Client,

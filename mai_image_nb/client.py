@@ -101,13 +101,15 @@ class Client:
             self.base_url = self._server.url
             self.service = OFFLINE_SERVICE
             auth: transport.BearerAuth | None = None  # the key never goes to the simulator
-            self._finalizer = weakref.finalize(self, self._server.close)
+            self._finalizer: weakref.finalize[[], Client] | None = weakref.finalize(
+                self, self._server.close
+            )
         else:
             self.mode = "api"
             self.base_url = url
             self.service = urlsplit(url).netloc.lower()
             auth = transport.BearerAuth(key) if key is not None else None
-            self._finalizer = weakref.finalize(self, lambda: None)
+            self._finalizer = None  # nothing of ours to stop
         self._calls = Caller(  # sessions lent per call, at most one idle per worker
             auth=auth, clock=self._clock, rand=random.random, max_idle_sessions=self.max_workers
         )
@@ -205,7 +207,8 @@ class Client:
             return
         self._closed = True
         self._calls.close()
-        self._finalizer()
+        if self._finalizer is not None:
+            self._finalizer()
         self._store.close()
 
     def __enter__(self) -> Client:

@@ -76,3 +76,14 @@ def test_the_budget_is_asked_before_anything_is_sent(server: OfflineServer, tmp_
         with pytest.raises(mai.BudgetExceededError):
             client.generate_many(["a", "b", "c"], progress=False)
         assert server.post_count == 0
+
+
+def test_a_job_holds_exactly_one_of_params_and_error() -> None:
+    from mai_image_nb.batch import Job
+    from mai_image_nb.errors import ValidationError
+    from mai_image_nb.params import validate_params
+
+    with pytest.raises(TypeError, match="exactly one"):
+        Job(None)
+    with pytest.raises(TypeError, match="exactly one"):
+        Job(validate_params("a fox"), ValidationError("prompt", "", "text"))
