@@ -18,7 +18,7 @@ from mai_image_nb.offline.faults import error_payload, new_request_id
 from mai_image_nb.offline.schema import parse_json, request_schema, validate_body
 from mai_image_nb.params import validate_params
 
-from .ledger import Hold, Refusal, Student
+from .ledger import Hold, LedgerWriteError, Refusal, Student
 from .queue import QueueClosedError
 from .terms import to_micro, to_usd
 
@@ -131,6 +131,10 @@ def _send(gateway: Gateway, hold: Hold, fields: dict[str, Any]) -> Answer:
                 if reply.status == 429 and round_number + 1 < MAX_GATE_ROUNDS:
                     # Close the gate before this slot is given back, so nobody slips through.
                     again = _pause_for_429(gateway, reply.headers, round_number)
+            except LedgerWriteError:
+                return error_answer(503, "The class gateway cannot keep its books right now (is "
+                                    "its disk full?): nothing was sent or charged; tell your "
+                                    "teacher", "err_unavailable")  # fmt: skip
             except APITimeoutError:
                 _finish(gateway, hold, 504, None)
                 return error_answer(504, "The image service did not answer in time",

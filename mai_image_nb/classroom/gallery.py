@@ -3,6 +3,11 @@
 Saving happens on one background thread so a student's answer never waits for it: the
 answer's base64 image is decoded, or its URL fetched (without the key), checked, and
 written as `gallery/<request id>.<format>` (the ledger row's id names the file).
+
+Over a term the gallery is what grows. It stops keeping images while the disk's free space
+is under a reserve (a tenth of the disk, at most `RESERVE_MAX_BYTES`), so the ledger, which
+must write before every request, never meets a disk the gallery filled; it starts again
+once space is freed. Each change is logged once.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import binascii
 import io
 import logging
 import queue
+import shutil
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -33,6 +39,7 @@ GALLERY_DIR = "gallery"
 PREVIEW_PX = 256
 QUEUE_MAX = 256  # answers waiting to be saved; beyond this the gallery skips one (logged)
 PREVIEW_CACHE = 64
+RESERVE_MAX_BYTES = 512 * 2**20  # free space left to the ledger (or a tenth of a smaller disk)
 _STOP = object()
 
 
@@ -46,6 +53,7 @@ class Gallery:
         self._jobs: queue.Queue[object] = queue.Queue(QUEUE_MAX)
         self._previews: OrderedDict[int, bytes] = OrderedDict()
         self._lock = threading.Lock()
+        self.paused = False  # True while the disk is under its reserve (images not kept)
         self._thread = threading.Thread(target=self._run, name="classroom-gallery", daemon=True)
         self._thread.start()
 
@@ -118,9 +126,23 @@ class Gallery:
         if image_format is None or len(data) > transport.MAX_IMAGE_BYTES:
             log.info("gallery: request %d's answer is not an image we keep", row_id)
             return
-        name = f"{row_id}.{image_format}"
-        path = self.folder / name
-        _write_bytes(path, data)
+        if not self._room_for(len(data)):
+            return
+        _write_bytes(self.folder / f"{row_id}.{image_format}", data)
+
+    def _room_for(self, size: int) -> bool:
+        """Whether `size` more bytes leave the reserve free; logs when that changes."""
+        usage = shutil.disk_usage(self.folder)
+        room = usage.free - size >= min(RESERVE_MAX_BYTES, usage.total // 10)
+        if self.paused == room:  # it changed: paused is (not room) from here
+            self.paused = not room
+            if self.paused:
+                log.warning("gallery: the disk of %s is nearly full (%d MB free): images are "
+                            "not kept until space is freed; the ledger goes on", self.folder,
+                            usage.free // 2**20)  # fmt: skip
+            else:
+                log.warning("gallery: there is space again; images are kept")
+        return room
 
     def _image_bytes(self, answer: object) -> bytes | None:
         try:

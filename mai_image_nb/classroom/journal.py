@@ -12,6 +12,7 @@ holds the disk when a request is about to go upstream.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -29,10 +30,11 @@ Statement = tuple[str, Sequence[Any]]
 
 
 class _Job:
-    __slots__ = ("done", "error", "rowcounts", "rowids", "statements")
+    __slots__ = ("done", "error", "rowcounts", "rowids", "statements", "waited")
 
-    def __init__(self, statements: list[Statement]) -> None:
+    def __init__(self, statements: list[Statement], *, waited: bool) -> None:
         self.statements = statements
+        self.waited = waited
         self.done = threading.Event()
         self.error: BaseException | None = None
         self.rowids: list[int | None] = []
@@ -94,7 +96,7 @@ class Journal:
         A waiting caller commits the queued writes itself, its own among them, unless a
         commit under way took it (then it is done once that commit lets go of the lock).
         """
-        job = _Job(statements)
+        job = _Job(statements, waited=wait)
         self._jobs.put(job)
         if not wait:
             self._wake.set()
@@ -110,16 +112,14 @@ class Journal:
         return job
 
     def _commit_group(self) -> bool:
-        """Commit up to GROUP_MAX queued jobs (caller holds the lock); False if none were."""
+        """Commit up to GROUP_MAX queued jobs (caller holds the lock); True if some were."""
         group: list[_Job] = []
         while len(group) < GROUP_MAX:
             try:
                 group.append(self._jobs.get_nowait())
             except queue.Empty:
                 break
-        if group:
-            self._commit(group)
-        return bool(group)
+        return bool(group) and self._commit(group)
 
     def read(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._read_lock:
@@ -152,7 +152,8 @@ class Journal:
             if self._stopping.is_set():
                 return
 
-    def _commit(self, group: list[_Job]) -> None:
+    def _commit(self, group: list[_Job]) -> bool:
+        """Commit `group` in one transaction; False if the commit itself failed."""
         conn = self._writer
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -170,10 +171,25 @@ class Journal:
                     job.error = exc
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            # The whole commit failed (a full disk, an I/O error): a waiting caller hears of
+            # it; a write nobody waits for (a settlement) is queued again for a later commit
+            # rather than lost.
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
             for job in group:
-                job.error = job.error or exc
-        finally:
+                if job.waited:
+                    job.error = job.error or exc
+                    job.done.set()
+                else:
+                    job.rowids.clear()
+                    job.rowcounts.clear()
+                    self._jobs.put(job)
+            return False
+        except BaseException:
             for job in group:
                 job.done.set()
+            raise
+        for job in group:
+            job.done.set()
+        return True

@@ -12,8 +12,10 @@ them. Every decision about money is taken on the in-memory accounts, under one l
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
+import logging
 import sqlite3
 import threading
 from dataclasses import dataclass, field
@@ -31,9 +33,17 @@ from .terms import (
 __all__ = [
     "Hold",
     "Ledger",
+    "LedgerWriteError",
     "Refusal",
     "Student",
 ]
+
+log = logging.getLogger("mai_image_nb.classroom")
+
+
+class LedgerWriteError(Exception):
+    """The ledger could not record a request (disk full, read-only, I/O error): so it must
+    not be sent."""
 
 
 _SCHEMA = """
@@ -128,6 +138,7 @@ class Ledger:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        self._write_failing = False  # for one log line per outage, not one per request
         self._journal = Journal(self.path, _SCHEMA)
         try:
             self.recovered = self._recover()
@@ -279,12 +290,22 @@ class Ledger:
         """Commit the request as sent, its estimate reserved, and wait for the disk."""
         stamp = now_iso()
         text = json.dumps(params, ensure_ascii=False, sort_keys=True)
-        job = self._journal.write([
-            ("INSERT INTO requests (student, time, params, status, reserved_micro) "
-             "VALUES (?, ?, ?, 'sent', ?)", (hold.student, stamp, text, hold.estimate_micro)),
-            ("UPDATE students SET reserved_micro = reserved_micro + ?, last_seen = ? "
-             "WHERE name = ?", (hold.estimate_micro, stamp, hold.student)),
-        ])  # fmt: skip
+        try:
+            job = self._journal.write([
+                ("INSERT INTO requests (student, time, params, status, reserved_micro) "
+                 "VALUES (?, ?, ?, 'sent', ?)", (hold.student, stamp, text, hold.estimate_micro)),
+                ("UPDATE students SET reserved_micro = reserved_micro + ?, last_seen = ? "
+                 "WHERE name = ?", (hold.estimate_micro, stamp, hold.student)),
+            ])  # fmt: skip
+        except sqlite3.Error as exc:
+            if not self._write_failing:
+                self._write_failing = True
+                log.error("classroom ledger %s cannot be written (%s): requests are refused "
+                          "until it can", self.path, exc)  # fmt: skip
+            raise LedgerWriteError(str(exc)) from exc
+        if self._write_failing:
+            self._write_failing = False
+            log.warning("classroom ledger %s is written again", self.path)
         row_id = job.rowids[0]
         assert row_id is not None
         with self._lock:
@@ -351,7 +372,8 @@ class Ledger:
 
     def images(self, limit: int) -> list[dict[str, Any]]:
         """The latest requests answered with an image: id, name, prompt, time (newest first)."""
-        self.flush()  # settled rows may still be queued (see journal.FLUSH_DELAY_S)
+        with contextlib.suppress(sqlite3.Error):  # a full disk: show what is committed
+            self.flush()  # settled rows may still be queued (see journal.FLUSH_DELAY_S)
         rows = self._journal.read(
             "SELECT id, student, params, time FROM requests "
             "WHERE http_status BETWEEN 200 AND 299 ORDER BY id DESC LIMIT ?", (limit,),
