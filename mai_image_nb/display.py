@@ -9,14 +9,36 @@ from __future__ import annotations
 import base64
 import html
 
-__all__ = ["caption_html", "escape", "figure_html", "short_prompt", "show_once"]
+__all__ = [
+    "NO_MATH_CLASS",
+    "caption_html",
+    "escape",
+    "figure_html",
+    "no_math",
+    "short_prompt",
+    "show_once",
+]
 
 _CAPTION_PROMPT_CHARS = 300
+NO_MATH_CLASS = "mai-text tex2jax_ignore mathjax_ignore"
+_NO_MATH_OPEN = f'<div class="{NO_MATH_CLASS}">'
 
 
 def escape(text: object) -> str:
     """HTML-escape any text from a user or a server, quotes included."""
     return html.escape(str(text), quote=True)
+
+
+def no_math(html_text: str) -> str:
+    """`html_text` that MathJax leaves alone: `$` as `&#36;` inside an ignored block.
+
+    Jupyter front ends typeset `$…$` pairs in HTML (two prices in one output become
+    mathematics); the classes are MathJax 2's and 3's "ignore" markers, and the entity keeps
+    raw-source renderers (GitHub) from pairing them. Idempotent; "" stays "".
+    """
+    if not html_text or html_text.startswith(_NO_MATH_OPEN):
+        return html_text
+    return f"{_NO_MATH_OPEN}{html_text.replace('$', '&#36;')}</div>"
 
 
 def short_prompt(prompt: str, limit: int = _CAPTION_PROMPT_CHARS) -> str:
@@ -31,13 +53,14 @@ def figure_html(data: bytes, mime: str, caption_html: str, width: int) -> str:
         '<figure style="margin:0;display:inline-block;max-width:100%">'
         f'<img src="data:{escape(mime)};base64,{encoded}" '
         f'style="max-width:min(100%,{int(width)}px);height:auto" alt="">'
-        f'<figcaption style="font-size:90%;color:#555">{caption_html}</figcaption></figure>'
+        f'<figcaption style="font-size:90%;color:#555">{no_math(caption_html)}</figcaption>'
+        "</figure>"
     )
 
 
 def caption_html(caption: str) -> str:
     """A caption line (already escaped HTML) styled like `figure_html`'s, without an image."""
-    return f'<div style="font-size:90%;color:#555">{caption}</div>'
+    return f'<div style="font-size:90%;color:#555">{no_math(caption)}</div>'
 
 
 def show_once(png: bytes, caption: str, text: str, width: int) -> None:

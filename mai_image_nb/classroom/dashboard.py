@@ -3,7 +3,8 @@
 It speaks to the gateway over HTTP with the admin token, like any other client, so it works
 from another kernel too. A background thread refreshes it every few seconds and stops when
 the panel is closed. Every name and prompt is escaped; the only token ever shown is the one
-just made for a new student.
+just made for a new student. Dollar amounts go through `display.no_math`, so the notebook's
+MathJax never reads two prices as a formula.
 """
 
 from __future__ import annotations
@@ -93,14 +94,14 @@ class Dashboard(w.VBox):  # type: ignore[misc]
             return
         if self._stop.is_set():
             return
-        self.table.value = _table_html(students)
+        self.table.value = display.no_math(_table_html(students))
         names = [s["name"] for s in students]
         if list(self.student_picker.options) != names:
             chosen = self.student_picker.value
             self.student_picker.options = names
             if chosen in names:
                 self.student_picker.value = chosen
-        self.gallery.value = "".join(figures) or "<i>No images yet.</i>"
+        self.gallery.value = display.no_math("".join(figures) or "<i>No images yet.</i>")
 
     def _figure(self, item: dict[str, Any]) -> str:
         preview = str(item.get("preview", ""))
@@ -159,7 +160,7 @@ class Dashboard(w.VBox):  # type: ignore[misc]
 
     def _say(self, html: str, *, error: bool = False) -> None:
         colour = "#c0392b" if error else "inherit"
-        self.status_line.value = f'<span style="color:{colour}">{html}</span>'
+        self.status_line.value = display.no_math(f'<span style="color:{colour}">{html}</span>')
 
     # -- HTTP ---------------------------------------------------------------------------------
 

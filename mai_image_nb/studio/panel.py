@@ -24,7 +24,7 @@ from .compare_tab import CompareTab
 from .gallery import Lightbox
 from .generate_tab import GenerateTab
 from .history_tab import DEFAULT_PAGE_SIZE, HistoryTab
-from .widgets import STYLESHEET, Html, muted, no_math, status_html, walk
+from .widgets import STYLESHEET, Html, muted, status_html, walk
 
 __all__ = ["Header", "Studio"]
 
@@ -35,7 +35,7 @@ FALLBACK_TEXT = (
     "MAI-Image Studio (an interactive panel: Generate, Compare, History). "
     "Run this cell to use it; it needs a running kernel."
 )
-FALLBACK_HTML = no_math(
+FALLBACK_HTML = display.no_math(
     '<div class="mai-studio-fallback" style="border:1px solid #ccc;border-radius:6px;'
     'padding:8px 12px;font-family:sans-serif;font-size:13px">'
     "<b>MAI-Image Studio</b> stood here: an interactive panel to generate, compare and browse "

@@ -31,7 +31,6 @@ __all__ = [
     "field",
     "file_name_for",
     "muted",
-    "no_math",
     "on_click",
     "one_line",
     "ratio_label",
@@ -131,28 +130,13 @@ STYLESHEET = """<style>
 .mai-studio button.mai-copy { margin-top:4px; }
 </style>"""
 
-NO_MATH_CLASS = "mai-text tex2jax_ignore mathjax_ignore"
-_NO_MATH_OPEN = f'<div class="{NO_MATH_CLASS}">'
-
-
-def no_math(html_text: str) -> str:
-    """`html_text` that MathJax leaves alone: `$` as `&#36;` inside an ignored block.
-
-    Jupyter front ends typeset `$…$` pairs in HTML; the classes are MathJax 2's and 3's
-    "ignore" markers, and the entity keeps raw-source renderers (GitHub) from pairing them.
-    Idempotent; "" stays "".
-    """
-    if not html_text or html_text.startswith(_NO_MATH_OPEN):
-        return html_text
-    return f"{_NO_MATH_OPEN}{html_text.replace('$', '&#36;')}</div>"
-
 
 class Html(w.HTML):  # type: ignore[misc]
-    """An `HTML` widget whose value is always MathJax-safe (see `no_math`)."""
+    """An `HTML` widget whose value is always MathJax-safe (see `display.no_math`)."""
 
     @traitlets.validate("value")
     def _no_math(self, proposal: dict[str, str]) -> str:
-        return no_math(proposal["value"] or "")
+        return display.no_math(proposal["value"] or "")
 
 
 _SHAPES = {"1:1": "□", "4:3": "▭", "3:2": "▭", "16:9": "▬", "3:4": "▯", "2:3": "▯", "9:16": "▮"}

@@ -41,6 +41,9 @@ def test_dashboard_escapes_never_shows_tokens_and_stops_its_thread(room: Classro
         assert HOSTILE_NAME not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
         assert "<script>" not in html and "&lt;script&gt;" in html
         assert "data:image/png;base64," in board.gallery.value
+        # Prices are text, never MathJax: no "$" pair anywhere, "&#36;" in its place.
+        assert "&#36;" in board.table.value and "mathjax_ignore" in board.table.value
+        assert "$" not in board.table.value + board.gallery.value + board.status_line.value
         everything = "\n".join(_texts(board))
         for secret in (*tokens.values(), room.admin_token):
             assert secret not in everything
@@ -56,6 +59,7 @@ def test_dashboard_escapes_never_shows_tokens_and_stops_its_thread(room: Classro
         made = {s["name"] for s in room.status()}
         assert "<b onmouseover=alert(2)>eve" in made
         shown = board.status_line.value
+        assert "$" not in shown
         assert "&lt;b onmouseover=alert(2)&gt;eve" in shown and "<b onmouseover" not in shown
         new_token = shown.split("<code>")[1].split("</code>")[0]
         assert post(room.url, new_token, {"prompt": "a fox"}).status_code == 200

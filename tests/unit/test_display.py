@@ -83,3 +83,14 @@ def test_a_comparison_displays_with_its_prompt_escaped(
     assert data["image/png"]
     assert "<script>" not in data["text/html"]
     assert "&lt;script&gt;" in data["text/html"]
+
+
+def test_captions_keep_dollars_as_text_for_mathjax() -> None:
+    """A prompt with "$" beside the price must not pair up into a formula in Jupyter."""
+    from mai_image_nb.display import caption_html, figure_html, no_math
+
+    caption = "<b>a $5 bill</b> · $0.0627"
+    for html_text in (caption_html(caption), figure_html(b"x", "image/png", caption, 64)):
+        assert "$" not in html_text
+        assert html_text.count("&#36;") == 2 and "mathjax_ignore" in html_text
+    assert no_math(no_math(caption)) == no_math(caption) and no_math("") == ""
