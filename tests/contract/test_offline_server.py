@@ -346,18 +346,22 @@ def test_concurrent_requests(sim: OfflineServer) -> None:
     assert sim.post_count == 16
 
 
-def test_full_size_throughput(sim_factory: SimFactory) -> None:
-    """Goal: >= 8 full-size 1:1 images a second; asserted loosely so a busy machine passes."""
+def test_full_size_images_concurrently(sim_factory: SimFactory) -> None:
+    """Full-size 1:1 images, four at a time: each whole and distinct. (How many a second is
+    measured in bench/bench_client.py, `simulator_throughput`, not asserted here.)"""
     srv = sim_factory(image_scale=1.0)
 
     def one(i: int) -> bytes:
         with requests.Session() as session:
             return generate(session, srv, prompt=f"a red lighthouse {i} at sunset by the sea")
 
-    started = time.perf_counter()
     with ThreadPoolExecutor(4) as pool:
         images = list(pool.map(one, range(8)))
-    assert len(images) == 8 and time.perf_counter() - started < 8.0
+    assert len(set(images)) == 8
+    for data in images:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()  # every byte there: a truncated PNG fails here
+            assert image.size == IMAGE_SIZES["1:1"]
 
 
 # -- faults -----------------------------------------------------------------------------------
