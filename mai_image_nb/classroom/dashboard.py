@@ -53,6 +53,7 @@ class Dashboard(w.VBox):  # type: ignore[misc]
         self._previews: dict[str, str] = {}
         self._stop = threading.Event()
         self.refresh_s = refresh_s
+        self.state_line = w.HTML()
         self.table = w.HTML()
         self.gallery = w.HTML()
         self.status_line = w.HTML()
@@ -69,8 +70,8 @@ class Dashboard(w.VBox):  # type: ignore[misc]
         actions = w.HBox([self.student_picker, self.amount_box, self.add_budget_button,
                           self.revoke_button])  # fmt: skip
         adding = w.HBox([self.name_box, self.add_student_button])
-        super().__init__([w.HTML(_STYLE), self.table, actions, adding, self.status_line,
-                          self.gallery])  # fmt: skip
+        super().__init__([w.HTML(_STYLE), self.state_line, self.table, actions, adding,
+                          self.status_line, self.gallery])  # fmt: skip
         self.add_class("mai-class")
         self.refresh()
         self.thread = threading.Thread(target=self._run, name="classroom-dashboard", daemon=True)
@@ -85,6 +86,7 @@ class Dashboard(w.VBox):  # type: ignore[misc]
     def refresh(self) -> None:
         """Read the class and its gallery now (the thread does this every `refresh_s`)."""
         try:
+            state = self._get_json("/classroom/state")
             students = self._get_json("/classroom/students")
             latest = self._get_json(f"/classroom/gallery?limit={GALLERY_SIZE}")
             figures = [self._figure(item) for item in latest]
@@ -94,6 +96,7 @@ class Dashboard(w.VBox):  # type: ignore[misc]
             return
         if self._stop.is_set():
             return
+        self.state_line.value = display.no_math(_state_html(state))
         self.table.value = display.no_math(_table_html(students))
         names = [s["name"] for s in students]
         if list(self.student_picker.options) != names:
@@ -201,6 +204,19 @@ def _message(response: requests.Response) -> str:
 
 def _reason(exc: requests.RequestException) -> str:
     return display.escape(str(exc) if isinstance(exc, requests.HTTPError) else type(exc).__name__)
+
+
+def _state_html(state: dict[str, Any]) -> str:
+    """Requests upstream and waiting; in red, what the teacher must act on (the disk)."""
+    line = (f"{int(state['upstream'])} upstream · {int(state['waiting'])} waiting · "
+            f"{int(state['disk_free_mb']):,} MB free on the class folder's disk")  # fmt: skip
+    problems = []
+    if not state.get("ledger_ok", True):
+        problems.append("the ledger cannot be written: requests are refused until space is freed")
+    if state.get("gallery_paused"):
+        problems.append("the disk is nearly full: new images are not kept in the gallery")
+    warn = "".join(f'<br><b style="color:#c0392b">{p}</b>' for p in problems)
+    return f"<span>{line}</span>{warn}"
 
 
 def _table_html(students: list[dict[str, Any]]) -> str:

@@ -238,6 +238,8 @@ def _admin(gateway: Gateway, method: str, path: str, query: str, raw: bytes) -> 
         student = ledger.student(name)
         return json_answer(200, {"name": student.name, "budget_usd": to_usd(student.budget_micro),
                                  "revoked": student.revoked})  # fmt: skip
+    if path == "/classroom/state" and method == "GET":
+        return json_answer(200, gateway.state())
     if path == "/classroom/gallery" and method == "GET":
         limit_text = parse_qs(query).get("limit", ["24"])[0]
         limit = min(GALLERY_LIMIT_MAX, int(limit_text)) if limit_text.isdigit() else 24

@@ -138,7 +138,7 @@ class Ledger:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._write_failing = False  # for one log line per outage, not one per request
+        self.write_failing = False  # the last request could not be recorded (logged once)
         self._journal = Journal(self.path, _SCHEMA)
         try:
             self.recovered = self._recover()
@@ -298,14 +298,13 @@ class Ledger:
                  "WHERE name = ?", (hold.estimate_micro, stamp, hold.student)),
             ])  # fmt: skip
         except sqlite3.Error as exc:
-            if not self._write_failing:
-                self._write_failing = True
-                log.error("classroom ledger %s cannot be written (%s): requests are refused "
-                          "until it can", self.path, exc)  # fmt: skip
+            if not self.write_failing:
+                log.error("ledger %s cannot be written (%s): requests are refused", self.path, exc)
+            self.write_failing = True
             raise LedgerWriteError(str(exc)) from exc
-        if self._write_failing:
-            self._write_failing = False
-            log.warning("classroom ledger %s is written again", self.path)
+        if self.write_failing:
+            self.write_failing = False
+            log.warning("ledger %s is written again", self.path)
         row_id = job.rowids[0]
         assert row_id is not None
         with self._lock:

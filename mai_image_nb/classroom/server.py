@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import socket
 import sys
 import threading
@@ -123,6 +124,17 @@ class Gateway:
         """What the next image is expected to cost: the last reported price, else the default."""
         with self._lock:
             return self._price_micro
+
+    def state(self) -> dict[str, Any]:
+        """What the teacher's dashboard shows above the table: the queue and the disk."""
+        upstream, waiting = self.queue.counts()
+        return {
+            "upstream": upstream,
+            "waiting": waiting,
+            "ledger_ok": not self.ledger.write_failing,
+            "gallery_paused": self.gallery.paused,
+            "disk_free_mb": shutil.disk_usage(self.folder).free // 2**20,
+        }
 
     def note_price(self, micro: int) -> None:
         with self._lock:

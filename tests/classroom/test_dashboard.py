@@ -41,6 +41,8 @@ def test_dashboard_escapes_never_shows_tokens_and_stops_its_thread(room: Classro
         assert HOSTILE_NAME not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
         assert "<script>" not in html and "&lt;script&gt;" in html
         assert "data:image/png;base64," in board.gallery.value
+        assert "0 upstream · 0 waiting" in board.state_line.value
+        assert "cannot be written" not in board.state_line.value
         # Prices are text, never MathJax: no "$" pair anywhere, "&#36;" in its place.
         assert "&#36;" in board.table.value and "mathjax_ignore" in board.table.value
         assert "$" not in board.table.value + board.gallery.value + board.status_line.value

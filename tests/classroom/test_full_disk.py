@@ -18,11 +18,18 @@ from mai_image_nb.classroom.gallery import Gallery
 from mai_image_nb.offline import OfflineServer
 from tests.disks import CAN_MOUNT, fill_up, tmpfs
 
-from .conftest import PRICE, TEACHER_KEY, post
+from .conftest import PRICE, TEACHER_KEY, get, post
 
 pytestmark = pytest.mark.skipif(
     not CAN_MOUNT, reason="needs root and mount: a real small filesystem to fill (tmpfs)"
 )
+
+
+def _state(room: Classroom) -> dict[str, object]:
+    answer = get(room.url, "/classroom/state", room.admin_token)
+    assert answer.status_code == 200
+    state: dict[str, object] = answer.json()
+    return state
 
 
 def _row_statuses(folder: Path) -> list[str]:
@@ -51,11 +58,13 @@ def test_a_full_disk_refuses_before_upstream_and_recovers(
                 assert answer.status_code == 503, answer.text
                 assert "nothing was sent or charged" in answer.json()["message"]
             assert upstream.post_count == sent  # never forwarded what it could not record
+            assert _state(room)["ledger_ok"] is False  # the teacher's dashboard says so
             (row,) = room.status()
             assert row["spent_usd"] == pytest.approx(PRICE) and row["reserved_usd"] == 0
 
             (mnt / "filler").unlink()
             assert post(room.url, token, {"prompt": "after"}).status_code == 200
+            assert _state(room)["ledger_ok"] is True
             assert room.status()[0]["spent_usd"] == pytest.approx(2 * PRICE)
         # Both answers are settled in the file (none left to recovery), and a restart agrees.
         assert _row_statuses(folder) == ["charged", "charged"]
@@ -81,7 +90,7 @@ def test_the_gallery_stops_keeping_images_before_the_disk_is_full(
             answer = post(room.url, token, {"prompt": "kept in the books only"})
             assert answer.status_code == 200  # the ledger still has room
             gallery.wait_idle()
-            assert gallery.paused
+            assert gallery.paused and _state(room)["gallery_paused"] is True
             assert list((folder / "gallery").iterdir()) == []
 
             filler.unlink()

@@ -164,6 +164,7 @@ def test_admin_endpoints_refuse_student_tokens(room: Classroom) -> None:
     token = room.add_students(["ada"])["ada"]
     for who, code in ((token, 403), (None, 401), ("nonsense", 401)):
         assert get(room.url, "/classroom/students", who).status_code == code
+        assert get(room.url, "/classroom/state", who).status_code == code
         assert admin_post(room.url, "/classroom/students", who, {"name": "eve"}).status_code == code
         assert admin_post(room.url, "/classroom/students/ada/budget", who,
                           {"budget_usd": 9}).status_code == code  # fmt: skip

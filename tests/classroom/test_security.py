@@ -96,7 +96,8 @@ def test_keys_and_tokens_stay_where_they_belong(
             r = post(room.url, tokens["ada"], {"prompt": prompt},
                      raw=None)  # fmt: skip
             answers.append((r.status_code, str(r.headers), r.text))
-        for path in ("/classroom/me", "/classroom/students", "/classroom/gallery"):
+        for path in ("/classroom/me", "/classroom/students", "/classroom/gallery",
+                     "/classroom/state"):  # fmt: skip
             for token in (tokens["bob"], admin):
                 r = get(room.url, path, token)
                 answers.append((r.status_code, str(r.headers), r.text))
