@@ -21,6 +21,7 @@ from mai_image_nb.generation import Generation
 from mai_image_nb.params import Params
 
 from .compare_tab import CompareTab
+from .frontend import KeyListener
 from .gallery import Lightbox
 from .generate_tab import GenerateTab
 from .history_tab import DEFAULT_PAGE_SIZE, HistoryTab
@@ -158,8 +159,9 @@ class Studio(w.VBox):  # type: ignore[misc]
         )
         self.tabs = w.Tab(children=[self.generate, self.compare, self.history], titles=TAB_TITLES)
         self.style_sheet = w.HTML(STYLESHEET, layout=w.Layout(display="none"))
+        self.key_listener = KeyListener()  # Ctrl+Enter presses Generate / Run
         self.generate.lightbox_slot.children = (self.lightbox,)  # hidden until shown
-        super().__init__([self.style_sheet, self.header, self.tabs])
+        super().__init__([self.style_sheet, self.key_listener, self.header, self.tabs])
         self.add_class("mai-studio")
         self._closed = False
         self._unsubscribe = self.client.on_generation(self._on_generation)
