@@ -53,7 +53,6 @@ Tone = Literal["idle", "busy", "ok", "error", "warn"]
 # Scoped to the panel's root class; Jupyter's theme variables first, plain colours as fallback.
 STYLESHEET = """<style>
 .mai-studio { max-width: 1000px; gap: 6px; box-sizing: border-box; }
-.mai-studio-fallback { display: none; }
 .mai-studio *, .mai-studio *::before, .mai-studio *::after { box-sizing: border-box; }
 /* ipywidgets boxes scroll by default: here content is laid out to fit, never scrolled */
 .mai-studio .widget-box, .mai-studio .jupyter-widgets.widget-box,

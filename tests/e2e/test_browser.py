@@ -9,7 +9,10 @@ and checks that a different prompt's picture would not have matched.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +20,7 @@ from PIL import Image, ImageStat
 
 from mai_image_nb.offline import render_image
 from mai_image_nb.params import IMAGE_SIZES
-from tests.e2e.conftest import ARTIFACTS, JupyterServer, artifact_name
+from tests.e2e.conftest import ARTIFACTS, NOTEBOOKS, JupyterServer, artifact_name, kernel_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -350,6 +353,9 @@ def test_the_whole_studio_in_a_browser(
     studio = open_quickstart(jupyter, page, folder, address, run_cells=run_cells)
     studio.scroll_into_view_if_needed()
     shot(studio, request, "0-open")
+    note = page.locator(".mai-studio-fallback")  # the note for saved notebooks: there, unseen
+    note.wait_for(state="attached")
+    assert note.count() == 1 and not note.is_visible() and studio.count() == 1
 
     # Generate, then download the full PNG with its parameters
     prompt = f"a {colour} lighthouse on a rocky coast at sunset"
@@ -467,3 +473,89 @@ def test_the_whole_studio_in_a_browser(
     assert visible_in_viewport(preview, page), "the preview is below the fold at 1024 px"
     assert_no_scrollbars(page, "generate at 1024 px")
     shot(studio, request, "6-generate-1024")
+
+
+# A saved notebook reopened ------------------------------------------------------------------------
+
+
+def executed_quickstart(jupyter: JupyterServer, folder: str, *, widget_state: bool) -> str:
+    """Run the quickstart with nbclient, save it under `folder` of the root and trust it.
+
+    Its path relative to the root. nbclient saves the widget state in the notebook; without
+    it (`widget_state=False`, as Lab saves by default) Lab finds no model for the widget
+    output. `jupyter trust` runs with the server's own data dir.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    target = jupyter.root / folder / QUICKSTART
+    target.parent.mkdir(parents=True)
+    nb = nbformat.read(NOTEBOOKS / QUICKSTART, as_version=4)
+    client = NotebookClient(
+        nb, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(target.parent)}}
+    )
+    client.execute(env=kernel_env(jupyter.mai_image_home))
+    if not widget_state:
+        nb.metadata.pop("widgets", None)
+    nbformat.write(nb, target)
+    jupyter_command = Path(sys.executable).with_name("jupyter")
+    subprocess.run(
+        [str(jupyter_command), "trust", str(target)],
+        env=jupyter.env, check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return f"{folder}/{QUICKSTART}"
+
+
+# What stands where the Studio was, without its model: Lab's error, or a copy drawn from the
+# saved widget state with no kernel behind it.
+DEAD_STUDIO = ".mai-studio.jupyter-widgets-disconnected"
+WIDGET_ERROR = "Error displaying widget"
+
+
+@pytest.mark.parametrize(
+    ("address", "widget_state"),
+    [
+        pytest.param("lab/tree/{}?reset", False, id="jupyterlab"),
+        pytest.param("lab/tree/{}?reset", True, id="jupyterlab-widget-state"),
+        pytest.param("notebooks/{}", False, id="notebook7"),
+    ],
+)
+def test_a_saved_notebook_reopens_to_a_note_then_runs_live(
+    jupyter: JupyterServer,
+    page: Any,
+    request: pytest.FixtureRequest,
+    address: str,
+    widget_state: bool,
+) -> None:
+    """Executed, saved and trusted: reopened, the Studio's cell reads as a note, not an error."""
+    path = executed_quickstart(
+        jupyter, f"reopened-{request.node.callspec.id}", widget_state=widget_state
+    )
+    assert jupyter.api(f"api/contents/{path}")["content"] is not None  # the server reads it
+    page.goto(jupyter.address(address.format(path)))
+    cell = page.locator(".jp-CodeCell", has_text="mai.Studio(client)")
+    note = cell.locator(".mai-studio-fallback")
+    note.wait_for(state="visible", timeout=LOAD_TIMEOUT_MS)
+    assert "run this cell" in note.inner_text() and note.count() == 1
+    # The widget output has settled (Lab's error, or a dead copy), and it is not shown.
+    dead = cell.locator(DEAD_STUDIO) if widget_state else cell.get_by_text(WIDGET_ERROR)
+    dead.wait_for(state="attached", timeout=LOAD_TIMEOUT_MS)
+    page.wait_for_function(KERNEL_READY_JS, timeout=LOAD_TIMEOUT_MS)
+    assert not dead.is_visible(), "the Studio's cell shows a widget error or a dead panel"
+    assert note.is_visible()
+    shot(cell, request, "1-reopened")
+
+    run_all_cells(page)
+    studio = cell.locator(".mai-studio:not(.jupyter-widgets-disconnected)")
+    studio.wait_for(state="visible", timeout=LOAD_TIMEOUT_MS)
+    new_note = cell.locator(".mai-studio-fallback")
+    new_note.wait_for(state="attached")  # the new run's note: there, and hidden whole
+    assert not new_note.is_visible()
+    hidden_outputs = page.evaluate(
+        "(cell) => [...cell.querySelectorAll('.jp-OutputArea-child')].filter("
+        "(el) => !el.checkVisibility()).length",
+        cell.element_handle(),
+    )
+    assert hidden_outputs == 1, "the note's output should be hidden whole, and nothing else"
+    generate_at_zero(page, studio, "a blue kite over a green hill")
+    shot(cell, request, "2-live")
