@@ -62,7 +62,8 @@ _KEYS_JS = (
 )
 
 # Once the box is drawn: if its top is outside the visible part of the page (or of the
-# notebook's scrolling panel), scroll it to the top; Close scrolls back to what opened it.
+# notebook's scrolling panel), scroll it to the top; once Close has hidden it, scroll back to
+# the button that opened it.
 _REVEAL_JS = """(function (img) {
   var frames = 0;
   var origin = document.activeElement;
@@ -89,9 +90,15 @@ _REVEAL_JS = """(function (img) {
     if (!box.maiCloseBack) {
       box.maiCloseBack = true;
       box.addEventListener('click', function (event) {
-        var back = box.maiOrigin;
-        if (!event.target.closest('.mai-reveal-close') || !back || !back.isConnected) return;
-        setTimeout(function () { back.scrollIntoView({block: 'nearest'}); }, 0);
+        var back = box.maiOrigin, waited = 0;
+        if (!event.target.closest('.mai-reveal-close') || !back) return;
+        (function when_closed() {  // the kernel hides the box: then the page has its height
+          if (box.getClientRects().length > 0 && ++waited < 300) {
+            requestAnimationFrame(when_closed);
+          } else if (back.isConnected) {
+            back.scrollIntoView({block: 'nearest'});
+          }
+        })();
       });
     }
   }

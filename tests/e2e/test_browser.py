@@ -382,7 +382,7 @@ def test_the_whole_studio_in_a_browser(
     studio.locator("button:visible", has_text="Full size").first.click()
     box = studio.locator(".mai-lightbox:visible")
     box.wait_for(state="visible")
-    full = box.locator("img")
+    full = box.locator("img.mai-lightbox-image")
     page.wait_for_function(
         "(img) => img.complete && img.naturalHeight === 1376", arg=full.element_handle()
     )
@@ -473,6 +473,38 @@ def test_the_whole_studio_in_a_browser(
     assert visible_in_viewport(preview, page), "the preview is below the fold at 1024 px"
     assert_no_scrollbars(page, "generate at 1024 px")
     shot(studio, request, "6-generate-1024")
+
+    # The lightbox from the last tile of the History gallery, scrolled far down
+    studio.get_by_role("tab", name="History").click()
+    last = studio.locator(".mai-card:visible").last
+    last.scroll_into_view_if_needed()
+    last.evaluate("(el) => el.scrollIntoView({block: 'end'})")
+    gallery_top = studio.locator(".mai-card:visible").first.bounding_box()["y"]
+    assert gallery_top < 0, f"the gallery's top is in view ({gallery_top}): nothing to prove"
+    full_size = last.locator("button[title='Full size']")
+    full_size.click()
+    box = studio.locator(".mai-lightbox:visible")
+    box.wait_for(state="visible")
+    page.wait_for_function(
+        "(img) => img.complete && img.naturalWidth > 0",
+        arg=box.locator("img.mai-lightbox-image").element_handle(),
+    )
+    page.wait_for_function(  # the page settles (a scroll, if any, is done)
+        "(el) => { const y = el.getBoundingClientRect().top; const same = el.maiY === y; "
+        "el.maiY = y; return same; }",
+        arg=box.element_handle(),
+        polling=100,
+    )
+    top = box.bounding_box()["y"]
+    assert 0 <= top < page.viewport_size["height"] - 80, f"the lightbox opens out of view ({top})"
+    page.screenshot(path=str(ARTIFACTS / f"{artifact_name(request.node.nodeid)}-7-lightbox.png"))
+    box.locator("button", has_text="Close").click()
+    box.wait_for(state="hidden")
+    page.wait_for_function(  # Close brings the tile it came from back into view
+        "(el) => { const r = el.getBoundingClientRect(); return r.top >= 0 "
+        "&& r.bottom <= window.innerHeight; }",
+        arg=full_size.element_handle(),
+    )
 
 
 # A saved notebook reopened ------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import ipywidgets as w
 from mai_image_nb.studio import Studio
 from mai_image_nb.studio.frontend import (
     PROMPT_CLASS,
+    REVEAL_CLASS,
     SCOPE_CLASS,
     SUBMIT_CLASS,
     KeyListener,
@@ -77,3 +78,28 @@ def test_a_new_reveal_is_drawn_each_time() -> None:
     assert reveal_html(1) != reveal_html(2)
     assert _handler(reveal_html(1)) == _handler(reveal_html(2))
     assert isinstance(KeyListener(), w.HTML)
+
+
+def test_the_lightbox_and_the_large_view_come_into_view_each_time_they_open(
+    studio: Studio,
+) -> None:
+    studio.generate.prompt_box.value = "a lighthouse at dusk"
+    studio.generate.generate_button.click()
+    wait_idle(studio)
+    gen = studio.generate.generation
+    assert gen is not None
+    large = studio.history.detail_view
+    for box, open_it in (
+        (studio.lightbox, lambda: studio.show_full(gen)),
+        (large, lambda: large.show(gen, b"")),
+    ):
+        assert REVEAL_CLASS in box._dom_classes
+        assert "mai-reveal-close" in box.close_button._dom_classes
+        assert box.reveal.value == ""
+        open_it()
+        first = box.reveal.value
+        open_it()  # the same image again: drawn again, so the script runs again
+        assert first and box.reveal.value != first and _handler(first) == _handler(box.reveal.value)
+        assert box.reveal.layout.display == "none"
+        box.hide()
+        assert box.reveal.value == ""
