@@ -753,3 +753,72 @@ def test_the_whole_studio_in_the_dark_theme_reads_well(
     finally:
         dark_jupyter.shutdown_kernels()
     assert min(measured.values()) > 20, measured  # the check saw the panel's texts
+
+
+# Two Studios in one page ------------------------------------------------------------------------
+
+TWO_STUDIOS_CELLS = [
+    "import mai_image_nb as mai\nclient = mai.Client(budget_usd=1.0)",
+    "first = mai.Studio(client)\nfirst",
+    "second = mai.Studio(client)\nsecond",
+    "first  # the first panel once more: a second view of the same widgets",
+]
+
+
+def preview_shown(view: Any) -> bool:
+    return bool(
+        view.evaluate(
+            "(root) => [...root.querySelectorAll('img.mai-preview')].some("
+            "(img) => img.checkVisibility() && img.complete && img.naturalWidth > 0)"
+        )
+    )
+
+
+@pytest.mark.parametrize(("address", "run_cells"), [FRONT_ENDS[0], FRONT_ENDS[2]])
+def test_ctrl_enter_presses_only_its_own_panel(
+    jupyter: JupyterServer,
+    page: Any,
+    request: pytest.FixtureRequest,
+    address: str,
+    run_cells: bool,
+) -> None:
+    """Two Studios and a second view of the first: Ctrl+Enter acts in its own panel, once."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in TWO_STUDIOS_CELLS])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    path = f"two-{request.node.callspec.id}/two-studios.ipynb"
+    (jupyter.root / path).parent.mkdir()
+    nbformat.write(nb, jupyter.root / path)
+    page.goto(jupyter.address(address.format(path)))
+    if run_cells:
+        run_all_cells(page)
+    views = page.locator(".mai-studio")
+    views.nth(2).wait_for(state="visible", timeout=LOAD_TIMEOUT_MS)
+    assert views.count() == 3
+    for i in range(3):  # each root has its listener (installed once: a flag on the root)
+        page.wait_for_function(
+            "(el) => el.getAttribute('data-mai-ctrl-enter') === 'on'",
+            arg=views.nth(i).element_handle(),
+        )
+    assert not any(n.is_visible() for n in page.locator(".mai-studio-fallback").all())
+
+    second, first_again = views.nth(1), views.nth(2)
+    colour = {"jupyterlab": "grey", "voila": "white"}[request.node.callspec.id]  # one history
+    second.locator("textarea:visible").first.fill(f"a {colour} heron in tall reeds")
+    second.locator("textarea:visible").first.press("Control+Enter")
+    second.locator(".mai-status-ok:visible", has_text="Done").wait_for(timeout=IMAGE_TIMEOUT_MS)
+    page.wait_for_function(
+        "(root) => [...root.querySelectorAll('img.mai-preview')].some("
+        "(img) => img.checkVisibility() && img.complete && img.naturalWidth > 0)",
+        arg=second.element_handle(),
+    )
+    assert not preview_shown(views.nth(0)) and not preview_shown(first_again)
+
+    first_again.locator("textarea:visible").first.fill(f"a {colour} tram on a hill")
+    first_again.locator("textarea:visible").first.press("Control+Enter")
+    for view in (views.nth(0), first_again):  # one panel, drawn twice: both show it
+        view.locator(".mai-status-ok:visible", has_text="Done").wait_for(timeout=IMAGE_TIMEOUT_MS)
+    spent = [views.nth(i).locator(".mai-spend").first.inner_text() for i in range(3)]
+    assert all(text.startswith("spent $0.1254") for text in spent), spent  # two images, no more
+    shot(page, request, "two-studios")
