@@ -26,6 +26,7 @@ from mai_image_nb.generation import Generation
 from mai_image_nb.params import Params
 
 from .compare_form import MAX_CELLS, MAX_REPEATS, CompareInputs, estimate_grid
+from .frontend import mark_submit
 from .gallery import LargeView
 from .grid import CellGroup, CellView, CompareForm, Slot, layout_grid
 from .grid_files import GridFiles
@@ -45,6 +46,7 @@ __all__ = ["MAX_CELLS", "MAX_REPEATS", "CompareTab"]
 
 THUMB_PX = 256  # the history's stored thumbnail size: cells and gallery share one file
 LARGE_PX = 512
+RUN_TOOLTIP = "Run the grid (Ctrl+Enter)"
 
 
 class CompareTab(w.HBox):  # type: ignore[misc]
@@ -74,7 +76,10 @@ class CompareTab(w.HBox):  # type: ignore[misc]
         self.temperatures_box = self.inputs.temperatures_box
         self.repeats_box = self.inputs.repeats_box
         self.estimate_line = Html()
-        self.run_button = w.Button(description="Run", button_style="primary", layout=_auto())
+        self.run_button = w.Button(
+            description="Run", button_style="primary", tooltip=RUN_TOOLTIP,
+            layout=_auto(),
+        )  # fmt: skip
         self.cancel_button = w.Button(description="Cancel", disabled=True, layout=_auto())
         self.retry_button = w.Button(description="Retry failed", disabled=True, layout=_auto())
         self.progress = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(width="160px"))
@@ -115,6 +120,7 @@ class CompareTab(w.HBox):  # type: ignore[misc]
             layout=w.Layout(padding="8px", grid_gap="16px", flex_flow="row wrap"),
         )
 
+        mark_submit(self, self.prompt_box, self.run_button)  # Ctrl+Enter presses Run
         self.jobs = JobRunner(name="compare", on_busy=self._set_busy, on_error=self._on_error)
         self.idle: threading.Event = self.jobs.idle
         self.inputs.observe_all(lambda _change: self.refresh_estimate())
@@ -183,7 +189,7 @@ class CompareTab(w.HBox):  # type: ignore[misc]
             self.estimate_line.value = status_html("idle", text)
         self.run_button.disabled = self.over_budget or self.jobs.busy
         self.run_button.tooltip = (
-            "The grid would pass the budget" if self.over_budget else "Make the grid"
+            "The grid would pass the budget" if self.over_budget else RUN_TOOLTIP
         )
 
     # -- run, retry, cancel ----------------------------------------------------------------

@@ -16,6 +16,7 @@ from mai_image_nb.generation import Generation
 from mai_image_nb.params import Params
 
 from .downloads import DownloadLink, human_size
+from .frontend import REVEAL_CLASS, reveal_html
 from .messages import money
 from .widgets import (
     Html,
@@ -28,7 +29,15 @@ from .widgets import (
     status_html,
 )
 
-__all__ = ["LargeView", "Lightbox", "SideBySide", "Tile", "caption_html", "settings_rows"]
+__all__ = [
+    "LargeView",
+    "Lightbox",
+    "Revealer",
+    "SideBySide",
+    "Tile",
+    "caption_html",
+    "settings_rows",
+]
 
 CAPTION_PROMPT_CHARS = 90
 
@@ -116,6 +125,18 @@ def _AUTO() -> w.Layout:  # noqa: N802 - reads as a constant at the call sites
     return w.Layout(width="auto")
 
 
+class Revealer(w.HTML):  # type: ignore[misc]
+    """Invisible; `run()` scrolls the enclosing `REVEAL_CLASS` box into view (frontend.py)."""
+
+    def __init__(self) -> None:
+        super().__init__("", layout=w.Layout(display="none"))
+        self.count = 0
+
+    def run(self) -> None:
+        self.count += 1  # a new value each time: the browser draws it, and the script runs
+        self.value = reveal_html(self.count)
+
+
 class Lightbox(w.VBox):  # type: ignore[misc]
     """One image at full resolution over the page; Close (or another image) replaces it.
 
@@ -129,15 +150,19 @@ class Lightbox(w.VBox):  # type: ignore[misc]
         self.info = Html()
         self.info.add_class("mai-details")
         self.close_button = w.Button(description="Close", icon="times", layout=_AUTO())
+        self.close_button.add_class("mai-reveal-close")  # back to what opened it
         self.close_button.on_click(lambda _b: self.hide())
+        self.reveal = Revealer()
         bar = w.HBox(
             [self.info, self.close_button],
             layout=w.Layout(justify_content="space-between", align_items="center", width="100%"),
         )
-        super().__init__([bar, self.image_view], layout=w.Layout(display="none"))
+        super().__init__([bar, self.image_view, self.reveal], layout=w.Layout(display="none"))
         self.add_class("mai-lightbox")
+        self.add_class(REVEAL_CLASS)
 
     def show(self, gen: Generation) -> None:
+        """Show `gen` full size, scrolled into view wherever the click came from."""
         data = gen.data
         self.generation = gen
         self.image_view.format = gen.image_format if gen.image_format != "jpg" else "jpeg"
@@ -148,10 +173,12 @@ class Lightbox(w.VBox):  # type: ignore[misc]
             f"{human_size(len(data))}</span>"
         )
         self.layout.display = None
+        self.reveal.run()
 
     def hide(self) -> None:
         self.generation = None
         self.image_view.value = b""
+        self.reveal.value = ""
         self.layout.display = "none"
 
     @property
@@ -193,9 +220,12 @@ class LargeView(w.HBox):  # type: ignore[misc]
         )
         self.link = DownloadLink()
         self.status_line = Html()
+        self.close_button.add_class("mai-reveal-close")
+        self.reveal = Revealer()  # opened from a cell or tile far down: brought into view
         wrap = w.Layout(grid_gap="6px", flex_flow="row wrap", align_items="center")
         side = w.VBox(
             [
+                self.reveal,
                 self.info,
                 w.HBox([self.use_button, self.full_button, self.close_button], layout=wrap),
                 w.HBox([self.download_button, self.link], layout=wrap),
@@ -210,6 +240,7 @@ class LargeView(w.HBox):  # type: ignore[misc]
         )
         self.add_class("mai-stage")
         self.add_class("mai-large")
+        self.add_class(REVEAL_CLASS)
         on_click(self.use_button, self.use, self._error)
         on_click(self.full_button, self.full, self._error)
         on_click(self.download_button, self.download, self._error)
@@ -224,10 +255,12 @@ class LargeView(w.HBox):  # type: ignore[misc]
         self.link.clear()
         self.status_line.value = ""
         self.layout.display = None
+        self.reveal.run()
 
     def hide(self) -> None:
         self.generation = None
         self.link.clear()
+        self.reveal.value = ""
         self.layout.display = "none"
 
     @property

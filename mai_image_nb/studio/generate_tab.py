@@ -4,8 +4,7 @@ Clicks validate on the kernel's thread and hand the call to a `JobRunner`; the w
 assigns widget values. The full PNG stays in the history; the widget holds a JPEG preview;
 Download offers the full PNG (parameters embedded) to the browser.
 
-Ctrl+Enter: ipywidgets gives the kernel no key events, and the panel runs no front-end code,
-so the shortcut is not offered; Tab moves to the Generate button and Enter presses it.
+Ctrl+Enter in the prompt presses Generate: an ordinary click (see `frontend.mark_submit`).
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ from mai_image_nb.generation import Generation
 from mai_image_nb.params import Params, validate_params
 
 from .downloads import DownloadLink
+from .frontend import mark_submit
 from .generate_form import GenerateInputs, code_for, copy_button_html, parse_token_limit
 from .jobs import JobRunner
 from .messages import money, say
@@ -76,7 +76,7 @@ class GenerateTab(w.HBox):  # type: ignore[misc]
         self.max_completion_tokens_box = self.inputs.max_completion_tokens_box
         self.cost_line = Html()
         self.generate_button = w.Button(
-            description="Generate", button_style="primary", tooltip="Make the image",
+            description="Generate", button_style="primary", tooltip="Generate (Ctrl+Enter)",
             layout=_auto(),
         )  # fmt: skip
         self.cancel_button = w.Button(description="Cancel", disabled=True, layout=_auto())
@@ -155,6 +155,7 @@ class GenerateTab(w.HBox):  # type: ignore[misc]
             layout=w.Layout(padding="8px", grid_gap="16px", flex_flow="row wrap"),
         )
 
+        mark_submit(self, self.prompt_box, self.generate_button)  # Ctrl+Enter presses Generate
         self.jobs = JobRunner(name="generate", on_busy=self._set_busy, on_error=self._show_error)
         self.idle: threading.Event = self.jobs.idle
         self.inputs.observe_all(lambda _c: self.refresh_cost())

@@ -21,6 +21,8 @@ from mai_image_nb.generation import Generation
 from mai_image_nb.params import Params
 
 from .compare_tab import CompareTab
+from .fallback import FALLBACK_TEXT, WIDGET_VIEW, fallback_html, studio_class
+from .frontend import KeyListener
 from .gallery import Lightbox
 from .generate_tab import GenerateTab
 from .history_tab import DEFAULT_PAGE_SIZE, HistoryTab
@@ -31,17 +33,6 @@ __all__ = ["Header", "Studio"]
 log = logging.getLogger(__name__)
 
 TAB_TITLES = ("Generate", "Compare", "History")
-FALLBACK_TEXT = (
-    "MAI-Image Studio (an interactive panel: Generate, Compare, History). "
-    "Run this cell to use it; it needs a running kernel."
-)
-FALLBACK_HTML = display.no_math(
-    '<div class="mai-studio-fallback" style="border:1px solid #ccc;border-radius:6px;'
-    'padding:8px 12px;font-family:sans-serif;font-size:13px">'
-    "<b>MAI-Image Studio</b> stood here: an interactive panel to generate, compare and browse "
-    "images. It needs a running kernel: <b>run this cell</b> to open it. Images made with it "
-    "are in the history folder and can be shown with <code>History()</code>.</div>"
-)
 
 
 class Header(w.HBox):  # type: ignore[misc]
@@ -158,9 +149,11 @@ class Studio(w.VBox):  # type: ignore[misc]
         )
         self.tabs = w.Tab(children=[self.generate, self.compare, self.history], titles=TAB_TITLES)
         self.style_sheet = w.HTML(STYLESHEET, layout=w.Layout(display="none"))
+        self.key_listener = KeyListener()  # Ctrl+Enter presses Generate / Run
         self.generate.lightbox_slot.children = (self.lightbox,)  # hidden until shown
-        super().__init__([self.style_sheet, self.header, self.tabs])
+        super().__init__([self.style_sheet, self.key_listener, self.header, self.tabs])
         self.add_class("mai-studio")
+        self.add_class(studio_class(self.model_id))  # its note hides itself when this is drawn
         self._closed = False
         self._unsubscribe = self.client.on_generation(self._on_generation)
 
@@ -197,15 +190,29 @@ class Studio(w.VBox):  # type: ignore[misc]
             self.history.refresh()
 
     def _repr_mimebundle_(self, **kwargs: object) -> dict[str, object]:
-        """The widget view, plus a static fallback for saved notebooks and static exports.
-
-        Without a kernel (nbconvert HTML, GitHub, a reopened notebook) the text and HTML say
-        what stood here and to run the cell, instead of "model not found".
-        """
+        """The widget view, and a line of text for front ends that cannot draw it."""
         bundle: dict[str, object] = dict(super()._repr_mimebundle_(**kwargs) or {})
         bundle["text/plain"] = FALLBACK_TEXT
-        bundle["text/html"] = FALLBACK_HTML
         return bundle
+
+    def _ipython_display_(self, **kwargs: object) -> None:
+        """Two outputs: the widget view, then a note for when no kernel draws it (fallback.py).
+
+        The widget output's text is empty, so a static view (nbconvert HTML, GitHub) shows the
+        note once; in a live page the note hides itself, and in a reopened notebook it hides
+        the widget output (Lab's "model not found", or a dead copy): see `fallback.py`.
+        """
+        from IPython.display import display
+
+        view = self._repr_mimebundle_(**kwargs)
+        if WIDGET_VIEW not in view:  # closed: no view to draw
+            display(view, raw=True)  # type: ignore[no-untyped-call]
+            return
+        # an empty text, not none: nbconvert warns about an output it cannot show at all
+        widget = {WIDGET_VIEW: view[WIDGET_VIEW], "text/plain": ""}
+        display(widget, raw=True)  # type: ignore[no-untyped-call]
+        note = {"text/plain": FALLBACK_TEXT, "text/html": fallback_html(self.model_id)}
+        display(note, raw=True)  # type: ignore[no-untyped-call]
 
     def _budget_changed(self) -> None:
         self.generate.refresh_cost()

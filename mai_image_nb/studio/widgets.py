@@ -52,7 +52,6 @@ Tone = Literal["idle", "busy", "ok", "error", "warn"]
 # Scoped to the panel's root class; Jupyter's theme variables first, plain colours as fallback.
 STYLESHEET = """<style>
 .mai-studio { max-width: 1000px; gap: 6px; box-sizing: border-box; }
-.mai-studio-fallback { display: none; }
 .mai-studio *, .mai-studio *::before, .mai-studio *::after { box-sizing: border-box; }
 /* ipywidgets boxes scroll by default: here content is laid out to fit, never scrolled */
 .mai-studio .widget-box, .mai-studio .jupyter-widgets.widget-box,
@@ -71,17 +70,24 @@ STYLESHEET = """<style>
   border-bottom:1px solid var(--jp-border-color2, #e0e0e0); }
 .mai-studio .mai-header-line { display:flex; align-items:center; gap:10px; flex-wrap:wrap; }
 .mai-studio .mai-title { font-weight:600; font-size:14px; }
-.mai-studio .mai-badge { padding:1px 8px; border-radius:10px; font-size:11px; font-weight:600;
-  background: var(--jp-brand-color3, #e3ecfb); color: var(--jp-brand-color0, #1a4fa0); }
+.mai-studio .mai-badge { padding:0 7px; border-radius:10px; font-size:11px; font-weight:600;
+  background: var(--jp-layout-color2, #eee); color: var(--jp-ui-font-color1, rgba(0,0,0,.87));
+  border: 1px solid var(--jp-brand-color1, #1976d2); }
 .mai-studio .mai-badge.mai-api { background:#fdecc8; color:#7a4b00; }
 .mai-studio .mai-spend { font-size:12px; color: var(--jp-ui-font-color2, #616161); }
-.mai-studio .mai-spend.mai-warn { color:#a15c00; }
+.mai-studio .mai-spend.mai-warn { color: var(--jp-warn-color0, #a15c00);
+  color: color-mix(in srgb, var(--jp-warn-color0, #a15c00) 75%, var(--jp-ui-font-color0, #000)); }
 .mai-studio .mai-muted { font-size:11px; color: var(--jp-ui-font-color2, #757575); }
 .mai-studio .mai-status { font-size:12px; min-height:18px; line-height:1.4; }
 .mai-studio .mai-field-note .mai-status { min-height:0; }
-.mai-studio .mai-status-error { color: var(--jp-error-color1, #b3261e); }
-.mai-studio .mai-status-warn { color: var(--jp-warn-color0, #a15c00); }
-.mai-studio .mai-status-ok { color: var(--jp-success-color1, #1e7e34); }
+/* each tone mixed a quarter toward the theme's text colour: darker on light, lighter on dark,
+   so it reads at 4.5:1 and more in both (plain tone first, where color-mix is not known) */
+.mai-studio .mai-status-error { color: var(--jp-error-color1, #b3261e);
+  color: color-mix(in srgb, var(--jp-error-color1, #b3261e) 75%, var(--jp-ui-font-color0, #000)); }
+.mai-studio .mai-status-warn { color: var(--jp-warn-color0, #a15c00);
+  color: color-mix(in srgb, var(--jp-warn-color0, #a15c00) 75%, var(--jp-ui-font-color0, #000)); }
+.mai-studio .mai-status-ok { color: var(--jp-success-color1, #1e7e34); color: color-mix(
+  in srgb, var(--jp-success-color1, #1e7e34) 75%, var(--jp-ui-font-color0, #000)); }
 .mai-studio .mai-status-busy { color: var(--jp-ui-font-color1, #333); }
 .mai-studio .mai-status-busy { display:flex; align-items:center; }
 .mai-studio .mai-spinner { display:inline-block; flex:0 0 auto; width:10px; height:10px;
@@ -128,6 +134,11 @@ STYLESHEET = """<style>
 .mai-studio .mai-lightbox img.mai-lightbox-image { max-width: 100%;
   max-height: 80vh; width: auto; height: auto; object-fit: contain; align-self: center; }
 .mai-studio button.mai-copy { margin-top:4px; }
+/* JupyterLab Dark: its second font colour on its second layout colour is 4.2:1; the panel's
+   tabs, section headers and text on the stage use the first (4.5:1 and more in both themes) */
+.mai-studio .jupyter-widgets.jupyter-widget-tab > .lm-TabBar .lm-TabBar-tab:not(.lm-mod-current),
+.mai-studio .jupyter-widget-Collapse-header, .mai-studio .mai-stage .mai-muted {
+  color: var(--jp-ui-font-color1, rgba(0,0,0,.87)); }
 </style>"""
 
 

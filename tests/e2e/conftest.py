@@ -113,6 +113,7 @@ class JupyterServer:
     mai_image_home: Path
     proc: subprocess.Popen[bytes]
     log: Path
+    env: dict[str, str]  # the server's environment (its own config, data and settings dirs)
 
     def address(self, path: str) -> str:
         """`url/path` with the token in the query."""
@@ -153,18 +154,42 @@ def _write_jupyter_config(config_dir: Path) -> None:
     (labconfig / "page_config.json").write_text(json.dumps(PAGE_CONFIG))
 
 
-@pytest.fixture(scope="session")
-def jupyter_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
-    """`jupyter lab` on a free port with a token, over a temporary copy of notebooks/."""
-    base = tmp_path_factory.mktemp("jupyter")
-    root, config, runtime, home = (base / n for n in ("root", "config", "runtime", "home"))
-    for folder in (root, config, runtime, home):
+def _write_lab_settings(settings_dir: Path, settings: dict[str, dict[str, Any]]) -> None:
+    """User settings of this server only: {"@jupyterlab/pkg:plugin": {...}} as Lab stores them."""
+    for plugin, values in settings.items():
+        package, name = plugin.rsplit(":", 1)
+        target = settings_dir / package / f"{name}.jupyterlab-settings"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(values))
+
+
+@contextlib.contextmanager
+def running_jupyter(
+    base: Path, *, lab_settings: dict[str, dict[str, Any]] | None = None
+) -> Iterator[JupyterServer]:
+    """`jupyter lab` on a free port with a token, over a copy of notebooks/ in `base`/root.
+
+    Its config, data, runtime, Lab settings and workspaces dirs are all under `base`, so
+    trusting a notebook or choosing a theme touches nobody's own Jupyter files.
+    """
+    root, config, runtime, home, data, settings, workspaces = (
+        base / n for n in ("root", "config", "runtime", "home", "data", "settings", "workspaces")
+    )
+    for folder in (root, config, runtime, home, data, settings, workspaces):
         folder.mkdir()
     shutil.copytree(NOTEBOOKS, root / "notebooks")
     _write_jupyter_config(config)
+    _write_lab_settings(settings, lab_settings or {})
     token = secrets.token_hex(16)
     port = free_port()
-    env = kernel_env(home, JUPYTER_CONFIG_DIR=str(config), JUPYTER_RUNTIME_DIR=str(runtime))
+    env = kernel_env(
+        home,
+        JUPYTER_CONFIG_DIR=str(config),
+        JUPYTER_RUNTIME_DIR=str(runtime),
+        JUPYTER_DATA_DIR=str(data),
+        JUPYTERLAB_SETTINGS_DIR=str(settings),
+        JUPYTERLAB_WORKSPACES_DIR=str(workspaces),
+    )
     jupyter = Path(sys.executable).with_name("jupyter")
     command = [
         str(jupyter), "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
@@ -176,7 +201,7 @@ def jupyter_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jupyter
             command, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
-    server = JupyterServer(f"http://127.0.0.1:{port}", token, root, home, proc, log)
+    server = JupyterServer(f"http://127.0.0.1:{port}", token, root, home, proc, log, env)
     try:
         deadline = time.monotonic() + SERVER_START_S
         while http_get(server.address("api/status"))[0] != 200:
@@ -192,7 +217,14 @@ def jupyter_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jupyter
                 server.shutdown_kernels()
         stop_process_group(proc)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(log, ARTIFACTS / "jupyter-server.log")
+        shutil.copyfile(log, ARTIFACTS / f"jupyter-server{base.name.removeprefix('jupyter')}.log")
+
+
+@pytest.fixture(scope="session")
+def jupyter_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
+    """`jupyter lab` for the session (the light theme, Lab's default)."""
+    with running_jupyter(tmp_path_factory.mktemp("jupyter")) as server:
+        yield server
 
 
 # -- a browser ----------------------------------------------------------------------------------

@@ -9,7 +9,11 @@ and checks that a different prompt's picture would not have matched.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +21,15 @@ from PIL import Image, ImageStat
 
 from mai_image_nb.offline import render_image
 from mai_image_nb.params import IMAGE_SIZES
-from tests.e2e.conftest import ARTIFACTS, JupyterServer, artifact_name
+from tests.e2e.conftest import (
+    ARTIFACTS,
+    NOTEBOOKS,
+    VIEWPORT,
+    JupyterServer,
+    artifact_name,
+    kernel_env,
+    running_jupyter,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -172,14 +184,18 @@ def open_quickstart(
 
 
 def generate_at_zero(page: Any, studio: Any, prompt: str) -> dict[str, Any]:
-    """In the Generate tab: prompt, temperature 0, Generate; the preview's block colours."""
+    """In the Generate tab: prompt, temperature 0, Ctrl+Enter; the preview's block colours.
+
+    The key is pressed in the prompt, as a user would: the panel's listener presses Generate.
+    """
     studio.get_by_role("tab", name="Generate").click()
-    studio.locator("textarea:visible").first.fill(prompt)
+    prompt_box = studio.locator("textarea:visible").first
+    prompt_box.fill(prompt)
     readout = studio.locator(".widget-slider .widget-readout:visible").first
     readout.fill("0")
     readout.press("Enter")
     page.wait_for_function("(el) => parseFloat(el.textContent) === 0", arg=readout.element_handle())
-    studio.get_by_role("button", name="Generate", exact=True).click()
+    prompt_box.press("Control+Enter")
     page.wait_for_function(LOADED_IMAGES_JS, arg=[1], timeout=IMAGE_TIMEOUT_MS)
     preview = studio.locator("img:visible").first
     preview.scroll_into_view_if_needed()
@@ -339,13 +355,42 @@ def test_the_whole_studio_in_a_browser(
     address: str,
     run_cells: bool,
 ) -> None:
-    """Generate, download, compare 2×2, open a cell, side by side; no scrollbars, no MathJax."""
+    """Generate, download, compare 2×2, open a cell, side by side; no scrollbars, no MathJax,
+    every text at a contrast of 4.5:1 or more (the light theme)."""
     front_end = request.node.callspec.id
     colour = {"jupyterlab": "green", "notebook7": "orange", "voila": "purple"}[front_end]
-    folder = f"whole-{front_end}"  # the kernels share one history: each its own prompts
+
+    def step(target: Any, name: str) -> None:
+        shot(target, request, name)
+        record = ARTIFACTS / f"{artifact_name(request.node.nodeid)}-{name}-contrast.json"
+        low = low_contrast(page, record)[1]
+        assert not low, f"text under {MIN_CONTRAST}:1 at {name}: {low[:8]}"
+
+    whole_studio_flow(
+        jupyter, page, tmp_path, address, run_cells=run_cells, colour=colour,
+        folder=f"whole-{front_end}",  # the kernels share one history: each its own prompts
+        step=step,
+    )  # fmt: skip
+
+
+def whole_studio_flow(
+    jupyter: JupyterServer,
+    page: Any,
+    tmp_path: Any,
+    address: str,
+    *,
+    run_cells: bool,
+    colour: str,
+    folder: str,
+    step: Callable[[Any, str], None],
+) -> None:
+    """The flow of the test above; `step(studio, name)` runs after each step (a screenshot)."""
     studio = open_quickstart(jupyter, page, folder, address, run_cells=run_cells)
     studio.scroll_into_view_if_needed()
-    shot(studio, request, "0-open")
+    step(studio, "0-open")
+    note = page.locator(".mai-studio-fallback")  # the note for saved notebooks: there, unseen
+    note.wait_for(state="attached")
+    assert note.count() == 1 and not note.is_visible() and studio.count() == 1
 
     # Generate, then download the full PNG with its parameters
     prompt = f"a {colour} lighthouse on a rocky coast at sunset"
@@ -357,7 +402,7 @@ def test_the_whole_studio_in_a_browser(
     assert_no_scrollbars(page, "generate")
     params = download_png(page, studio, tmp_path)
     assert params["prompt"] == prompt and params["aspect_ratio"] == "9:16"
-    shot(studio, request, "1-generate")
+    step(studio, "1-generate")
 
     # Copy as code: the Copy button puts the call on the clipboard
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
@@ -372,19 +417,20 @@ def test_the_whole_studio_in_a_browser(
     studio.locator("button:visible", has_text="Full size").first.click()
     box = studio.locator(".mai-lightbox:visible")
     box.wait_for(state="visible")
-    full = box.locator("img")
+    full = box.locator("img.mai-lightbox-image")
     page.wait_for_function(
         "(img) => img.complete && img.naturalHeight === 1376", arg=full.element_handle()
     )
     top = box.bounding_box()["y"]
     assert 0 <= top < page.viewport_size["height"], f"the lightbox opens out of view ({top})"
-    page.screenshot(path=str(ARTIFACTS / f"{artifact_name(request.node.nodeid)}-1b-lightbox.png"))
+    step(page, "1b-lightbox")
     box.locator("button", has_text="Close").click()
     box.wait_for(state="hidden")
 
     # Compare 2×2: 1:1 and 16:9 at temperatures 0 and 2
     studio.get_by_role("tab", name="Compare").click()
-    studio.locator("textarea:visible").first.fill(f"a {colour} boat on a calm sea at dawn")
+    compare_prompts = studio.locator("textarea:visible").first
+    compare_prompts.fill(f"a {colour} boat on a calm sea at dawn")
     studio.locator(".mai-ratio:visible button", has_text="9:16").click()  # on by default: off
     temperatures = (
         studio.locator(".widget-vbox:visible", has=page.get_by_text("Temperatures (0 to 2)"))
@@ -396,7 +442,7 @@ def test_the_whole_studio_in_a_browser(
     estimate = studio.locator(".mai-status:visible", has_text="4 cells")
     estimate.wait_for(state="visible")
     assert "costs $0.25" in estimate.inner_text() and "left" in estimate.inner_text()
-    studio.get_by_role("button", name="Run", exact=True).click()
+    compare_prompts.press("Control+Enter")  # presses Run, as its tooltip says
     page.wait_for_function(
         "() => [...document.querySelectorAll('.mai-studio .mai-card img')].filter("
         "(i) => i.checkVisibility() && i.complete && i.naturalWidth > 0).length >= 4",
@@ -407,7 +453,7 @@ def test_the_whole_studio_in_a_browser(
     assert "$" in done.inner_text() and "paid" in done.inner_text()  # dollars stay text
     assert page.evaluate(MATHJAX_IN_OUTPUTS_JS) == []
     assert_no_scrollbars(page, "compare")
-    shot(studio, request, "2-compare")
+    step(studio, "2-compare")
 
     # Open a cell large
     studio.get_by_role("button", name="Open", exact=True).first.click()
@@ -415,7 +461,7 @@ def test_the_whole_studio_in_a_browser(
     large.wait_for(state="visible")
     assert large.get_by_role("button", name="Use these settings").is_visible()
     assert_no_scrollbars(page, "open cell")
-    shot(studio, request, "3-open-cell")
+    step(studio, "3-open-cell")
 
     # History: select two, side by side
     studio.get_by_role("tab", name="History").click()
@@ -433,7 +479,7 @@ def test_the_whole_studio_in_a_browser(
     assert abs(tops[0] - tops[1]) < 1 and abs(heights[0] - heights[1]) < 1  # one equal row
     assert_no_scrollbars(page, "side by side")
     assert page.evaluate(MATHJAX_IN_OUTPUTS_JS) == []
-    shot(studio, request, "4-side-by-side")
+    step(studio, "4-side-by-side")
 
     # At 1024 px: a new grid and a new image land in view of their buttons; no scrollbars
     page.set_viewport_size(NARROW)
@@ -452,7 +498,7 @@ def test_the_whole_studio_in_a_browser(
     first_cell = studio.locator(".mai-card img:visible").first
     assert visible_in_viewport(first_cell, page), "the grid is below the fold at 1024 px"
     assert_no_scrollbars(page, "compare at 1024 px")
-    shot(studio, request, "5-compare-1024")
+    step(studio, "5-compare-1024")
     studio.get_by_role("tab", name="Generate").click()
     button = studio.get_by_role("button", name="Generate", exact=True)
     button.scroll_into_view_if_needed()
@@ -461,4 +507,318 @@ def test_the_whole_studio_in_a_browser(
     preview = studio.locator("img.mai-preview:visible").first
     assert visible_in_viewport(preview, page), "the preview is below the fold at 1024 px"
     assert_no_scrollbars(page, "generate at 1024 px")
-    shot(studio, request, "6-generate-1024")
+    step(studio, "6-generate-1024")
+
+    # The lightbox from the last tile of the History gallery, scrolled far down
+    studio.get_by_role("tab", name="History").click()
+    last = studio.locator(".mai-card:visible").last
+    last.scroll_into_view_if_needed()
+    last.evaluate("(el) => el.scrollIntoView({block: 'end'})")
+    gallery_top = studio.locator(".mai-card:visible").first.bounding_box()["y"]
+    assert gallery_top < 0, f"the gallery's top is in view ({gallery_top}): nothing to prove"
+    full_size = last.locator("button[title='Full size']")
+    full_size.click()
+    box = studio.locator(".mai-lightbox:visible")
+    box.wait_for(state="visible")
+    page.wait_for_function(
+        "(img) => img.complete && img.naturalWidth > 0",
+        arg=box.locator("img.mai-lightbox-image").element_handle(),
+    )
+    page.wait_for_function(  # the page settles (a scroll, if any, is done)
+        "(el) => { const y = el.getBoundingClientRect().top; const same = el.maiY === y; "
+        "el.maiY = y; return same; }",
+        arg=box.element_handle(),
+        polling=100,
+    )
+    top = box.bounding_box()["y"]
+    assert 0 <= top < page.viewport_size["height"] - 80, f"the lightbox opens out of view ({top})"
+    step(page, "7-lightbox")
+    box.locator("button", has_text="Close").click()
+    box.wait_for(state="hidden")
+    page.wait_for_function(  # Close brings the tile it came from back into view
+        "(el) => { const r = el.getBoundingClientRect(); return r.top >= 0 "
+        "&& r.bottom <= window.innerHeight; }",
+        arg=full_size.element_handle(),
+    )
+
+
+# A saved notebook reopened ------------------------------------------------------------------------
+
+
+def executed_quickstart(jupyter: JupyterServer, folder: str, *, widget_state: bool) -> str:
+    """Run the quickstart with nbclient, save it under `folder` of the root and trust it.
+
+    Its path relative to the root. nbclient saves the widget state in the notebook; without
+    it (`widget_state=False`, as Lab saves by default) Lab finds no model for the widget
+    output. `jupyter trust` runs with the server's own data dir.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    target = jupyter.root / folder / QUICKSTART
+    target.parent.mkdir(parents=True)
+    nb = nbformat.read(NOTEBOOKS / QUICKSTART, as_version=4)
+    client = NotebookClient(
+        nb, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(target.parent)}}
+    )
+    client.execute(env=kernel_env(jupyter.mai_image_home))
+    if not widget_state:
+        nb.metadata.pop("widgets", None)
+    nbformat.write(nb, target)
+    jupyter_command = Path(sys.executable).with_name("jupyter")
+    subprocess.run(
+        [str(jupyter_command), "trust", str(target)],
+        env=jupyter.env, check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return f"{folder}/{QUICKSTART}"
+
+
+# What stands where the Studio was, without its model: Lab's error, or a copy drawn from the
+# saved widget state with no kernel behind it.
+DEAD_STUDIO = ".mai-studio.jupyter-widgets-disconnected"
+WIDGET_ERROR = "Error displaying widget"
+
+
+@pytest.mark.parametrize(
+    ("address", "widget_state"),
+    [
+        pytest.param("lab/tree/{}?reset", False, id="jupyterlab"),
+        pytest.param("lab/tree/{}?reset", True, id="jupyterlab-widget-state"),
+        pytest.param("notebooks/{}", False, id="notebook7"),
+    ],
+)
+def test_a_saved_notebook_reopens_to_a_note_then_runs_live(
+    jupyter: JupyterServer,
+    page: Any,
+    request: pytest.FixtureRequest,
+    address: str,
+    widget_state: bool,
+) -> None:
+    """Executed, saved and trusted: reopened, the Studio's cell reads as a note, not an error."""
+    path = executed_quickstart(
+        jupyter, f"reopened-{request.node.callspec.id}", widget_state=widget_state
+    )
+    assert jupyter.api(f"api/contents/{path}")["content"] is not None  # the server reads it
+    page.goto(jupyter.address(address.format(path)))
+    cell = page.locator(".jp-CodeCell", has_text="mai.Studio(client)")
+    note = cell.locator(".mai-studio-fallback")
+    note.wait_for(state="visible", timeout=LOAD_TIMEOUT_MS)
+    assert "run this cell" in note.inner_text() and note.count() == 1
+    # The widget output has settled (Lab's error, or a dead copy), and it is not shown.
+    dead = cell.locator(DEAD_STUDIO) if widget_state else cell.get_by_text(WIDGET_ERROR)
+    dead.wait_for(state="attached", timeout=LOAD_TIMEOUT_MS)
+    page.wait_for_function(KERNEL_READY_JS, timeout=LOAD_TIMEOUT_MS)
+    assert not dead.is_visible(), "the Studio's cell shows a widget error or a dead panel"
+    assert note.is_visible()
+    shot(cell, request, "1-reopened")
+
+    run_all_cells(page)
+    studio = cell.locator(".mai-studio:not(.jupyter-widgets-disconnected)")
+    studio.wait_for(state="visible", timeout=LOAD_TIMEOUT_MS)
+    new_note = cell.locator(".mai-studio-fallback")
+    new_note.wait_for(state="attached")  # the new run's note: there, and hidden whole
+    assert not new_note.is_visible()
+    hidden_outputs = page.evaluate(
+        "(cell) => [...cell.querySelectorAll('.jp-OutputArea-child')].filter("
+        "(el) => !el.checkVisibility()).length",
+        cell.element_handle(),
+    )
+    assert hidden_outputs == 1, "the note's output should be hidden whole, and nothing else"
+    generate_at_zero(page, studio, "a blue kite over a green hill")
+    shot(cell, request, "2-live")
+
+
+# The dark theme ---------------------------------------------------------------------------------
+
+MIN_CONTRAST = 4.5  # WCAG 2 AA for text
+
+# Every visible text inside the Studio (an element's own text, or an input's value), with its
+# colour blended over its effective background: the first opaque background among it and its
+# ancestors, layers with alpha blended on top, the page's canvas (white) at the bottom.
+# Disabled controls are left out, as WCAG leaves them out.
+CONTRAST_JS = """
+() => {
+  const parse = (c) => {  // rgb(), rgba(), or color(srgb r g b / a) as color-mix() gives
+    const m = c.match(/rgba?\\(([^)]+)\\)/), n = c.match(/color\\(srgb ([^)]+)\\)/);
+    if (!m && !n) throw new Error('a colour this check cannot read: ' + c);
+    const p = (m || n)[1].split(/[ ,\\/]+/).filter(Boolean).map(Number);
+    const k = m ? 1 : 255;
+    return [p[0] * k, p[1] * k, p[2] * k, p.length > 3 ? p[3] : 1];
+  };
+  const over = (top, below) => {
+    const a = top[3];
+    return [0, 1, 2].map((i) => top[i] * a + below[i] * (1 - a)).concat([1]);
+  };
+  const background = (el) => {
+    const layers = [];
+    for (let e = el; e; e = e.parentElement) {
+      const bg = parse(getComputedStyle(e).backgroundColor);
+      if (bg && bg[3] > 0) { layers.push(bg); if (bg[3] >= 1) break; }
+    }
+    let colour = [255, 255, 255, 1];
+    for (const layer of layers.reverse()) colour = over(layer, colour);
+    return colour;
+  };
+  const opacity = (el) => {
+    let o = 1;
+    for (let e = el; e; e = e.parentElement) o *= parseFloat(getComputedStyle(e).opacity);
+    return o;
+  };
+  const lum = (c) => {
+    const ch = c.slice(0, 3).map((v) => {
+      v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+    });
+    return 0.2126 * ch[0] + 0.7152 * ch[1] + 0.0722 * ch[2];
+  };
+  const root = document.querySelector('.mai-studio');
+  const found = [];
+  for (const el of [root, ...root.querySelectorAll('*')]) {
+    if (!el.checkVisibility({opacityProperty: true, visibilityProperty: true})) continue;
+    if (el.closest(':disabled, [disabled]')) continue;
+    const field = ['INPUT', 'TEXTAREA', 'SELECT'].includes(el.tagName);
+    const own = field ? (el.value || '') : [...el.childNodes].filter(
+      (n) => n.nodeType === 3).map((n) => n.textContent).join('');
+    if (!own.trim() || (field && el.type === 'checkbox')) continue;
+    const bg = background(el);
+    const fg = parse(getComputedStyle(el).color);
+    fg[3] *= opacity(el);
+    const shown = over(fg, bg);
+    const [a, b] = [lum(shown), lum(bg)].sort((x, y) => y - x);
+    found.push({
+      text: own.trim().slice(0, 40),
+      where: el.tagName + '.' + [...el.classList].slice(0, 4).join('.'),
+      ratio: Math.round(((a + 0.05) / (b + 0.05)) * 100) / 100,
+      colour: getComputedStyle(el).color, background: 'rgb(' + bg.slice(0, 3).join(',') + ')',
+    });
+  }
+  return found;
+}
+"""
+
+
+def low_contrast(page: Any, record: Path) -> tuple[int, list[dict[str, Any]]]:
+    """(how many texts were measured, those under MIN_CONTRAST); all of them, lowest first,
+    into `record` (JSON) to be looked at."""
+    texts = sorted(page.evaluate(CONTRAST_JS), key=lambda t: t["ratio"])
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(texts, indent=1, ensure_ascii=False))
+    return len(texts), [t for t in texts if t["ratio"] < MIN_CONTRAST]
+
+
+@pytest.fixture(scope="module")
+def dark_jupyter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
+    """A Lab of its own; its user settings (its own JUPYTERLAB_SETTINGS_DIR) pick the dark theme."""
+    dark = {"@jupyterlab/apputils-extension:themes": {"theme": "JupyterLab Dark"}}
+    with running_jupyter(tmp_path_factory.mktemp("jupyter-dark"), lab_settings=dark) as server:
+        yield server
+
+
+def test_the_whole_studio_in_the_dark_theme_reads_well(
+    dark_jupyter: JupyterServer, page: Any, request: pytest.FixtureRequest, tmp_path: Any
+) -> None:
+    """The whole flow in JupyterLab Dark; at every step each text has a contrast ≥ 4.5."""
+    measured: dict[str, int] = {}
+
+    def step(target: Any, name: str) -> None:
+        shot(target, request, name)
+        if name == "0-open":  # the settings override took: Lab is dark
+            theme = page.evaluate("() => [document.body.dataset.jpThemeName, "
+                                  "document.body.dataset.jpThemeLight]")  # fmt: skip
+            assert theme == ["JupyterLab Dark", "false"], theme
+        record = ARTIFACTS / f"{artifact_name(request.node.nodeid)}-{name}-contrast.json"
+        count, low = low_contrast(page, record)
+        measured[name] = count
+        assert not low, f"text under {MIN_CONTRAST}:1 in the dark theme at {name}: {low[:8]}"
+
+    try:
+        whole_studio_flow(
+            dark_jupyter, page, tmp_path, "lab/tree/{}?reset", run_cells=True, colour="teal",
+            folder="whole-dark", step=step,
+        )  # fmt: skip
+        # The messages' colours too: an error under a field, a budget running out
+        page.set_viewport_size(VIEWPORT)
+        studio = page.locator(".mai-studio")
+        studio.get_by_role("tab", name="Generate").click()
+        studio.locator("textarea:visible").first.fill("")
+        studio.get_by_role("button", name="Generate", exact=True).click()
+        studio.locator(".mai-status-error:visible", has_text="prompt").wait_for()
+        step(studio, "8-error")
+        budget = studio.locator(".mai-header input")
+        budget.fill("0.01")  # less than spent: nothing left
+        budget.press("Enter")
+        studio.locator(".mai-spend.mai-warn").wait_for()
+        studio.locator("textarea:visible").first.fill("a new teal kite over a dune")
+        studio.locator(".mai-status-warn:visible", has_text="Over the budget").wait_for()
+        step(studio, "9-over-budget")
+    finally:
+        dark_jupyter.shutdown_kernels()
+    assert min(measured.values()) > 20, measured  # the check saw the panel's texts
+
+
+# Two Studios in one page ------------------------------------------------------------------------
+
+TWO_STUDIOS_CELLS = [
+    "import mai_image_nb as mai\nclient = mai.Client(budget_usd=1.0)",
+    "first = mai.Studio(client)\nfirst",
+    "second = mai.Studio(client)\nsecond",
+    "first  # the first panel once more: a second view of the same widgets",
+]
+
+
+def preview_shown(view: Any) -> bool:
+    return bool(
+        view.evaluate(
+            "(root) => [...root.querySelectorAll('img.mai-preview')].some("
+            "(img) => img.checkVisibility() && img.complete && img.naturalWidth > 0)"
+        )
+    )
+
+
+@pytest.mark.parametrize(("address", "run_cells"), [FRONT_ENDS[0], FRONT_ENDS[2]])
+def test_ctrl_enter_presses_only_its_own_panel(
+    jupyter: JupyterServer,
+    page: Any,
+    request: pytest.FixtureRequest,
+    address: str,
+    run_cells: bool,
+) -> None:
+    """Two Studios and a second view of the first: Ctrl+Enter acts in its own panel, once."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in TWO_STUDIOS_CELLS])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    path = f"two-{request.node.callspec.id}/two-studios.ipynb"
+    (jupyter.root / path).parent.mkdir()
+    nbformat.write(nb, jupyter.root / path)
+    page.goto(jupyter.address(address.format(path)))
+    if run_cells:
+        run_all_cells(page)
+    views = page.locator(".mai-studio")
+    views.nth(2).wait_for(state="visible", timeout=LOAD_TIMEOUT_MS)
+    assert views.count() == 3
+    for i in range(3):  # each root has its listener (installed once: a flag on the root)
+        page.wait_for_function(
+            "(el) => el.getAttribute('data-mai-ctrl-enter') === 'on'",
+            arg=views.nth(i).element_handle(),
+        )
+    assert not any(n.is_visible() for n in page.locator(".mai-studio-fallback").all())
+
+    second, first_again = views.nth(1), views.nth(2)
+    colour = {"jupyterlab": "grey", "voila": "white"}[request.node.callspec.id]  # one history
+    second.locator("textarea:visible").first.fill(f"a {colour} heron in tall reeds")
+    second.locator("textarea:visible").first.press("Control+Enter")
+    second.locator(".mai-status-ok:visible", has_text="Done").wait_for(timeout=IMAGE_TIMEOUT_MS)
+    page.wait_for_function(
+        "(root) => [...root.querySelectorAll('img.mai-preview')].some("
+        "(img) => img.checkVisibility() && img.complete && img.naturalWidth > 0)",
+        arg=second.element_handle(),
+    )
+    assert not preview_shown(views.nth(0)) and not preview_shown(first_again)
+
+    first_again.locator("textarea:visible").first.fill(f"a {colour} tram on a hill")
+    first_again.locator("textarea:visible").first.press("Control+Enter")
+    for view in (views.nth(0), first_again):  # one panel, drawn twice: both show it
+        view.locator(".mai-status-ok:visible", has_text="Done").wait_for(timeout=IMAGE_TIMEOUT_MS)
+    spent = [views.nth(i).locator(".mai-spend").first.inner_text() for i in range(3)]
+    assert all(text.startswith("spent $0.1254") for text in spent), spent  # two images, no more
+    shot(page, request, "two-studios")

@@ -15,6 +15,7 @@ import pytest
 import mai_image_nb as mai
 from mai_image_nb.offline import OfflineServer
 from mai_image_nb.studio import Studio
+from mai_image_nb.studio.fallback import FALLBACK_TEXT, fallback_html, studio_class
 from mai_image_nb.studio.widgets import Html, file_name_for, walk
 
 from .helpers import DEADLINE_S, visible, wait_idle, wait_until
@@ -361,12 +362,44 @@ def test_every_html_widget_is_mathjax_safe(studio: Studio, client: mai.Client) -
     assert "&#36;5 hat" in studio.generate.details.value
 
 
+def _nested_has(css: str) -> bool:
+    """True if a `:has(` opens inside another (browsers then drop the whole rule)."""
+    depths: list[int] = []  # the paren depth at which each open :has( started
+    depth = 0
+    for i, char in enumerate(css):
+        if char == "(":
+            if css[max(0, i - 4) : i] == ":has":
+                if depths:
+                    return True
+                depths.append(depth)
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depths and depths[-1] == depth:
+                depths.pop()
+    return False
+
+
+def test_the_nested_has_check_can_fail() -> None:
+    assert _nested_has("a:has(+ b:has(> c)) {}") and not _nested_has("a:has(+ b > c) d:has(e) {}")
+
+
 def test_the_studio_has_a_static_fallback_for_saved_notebooks(studio: Studio) -> None:
+    """The note (shown as its own output after the widget's) names this Studio's model."""
     bundle = studio._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
-    html, text = str(bundle["text/html"]), str(bundle["text/plain"])
-    assert "run this cell" in html.lower() and "mathjax_ignore" in html
-    assert "Run this cell" in text and "Studio" in text
+    assert "text/html" not in bundle  # the note is its own output: shown once, not twice
+    assert "Run this cell" in str(bundle["text/plain"]) and bundle["text/plain"] == FALLBACK_TEXT
+    html = fallback_html(studio.model_id)
+    assert "run this cell" in html.lower() and "mathjax_ignore" in html and "$" not in html
+    live = studio_class(studio.model_id)
+    assert live in studio._dom_classes and f"body:has(.{live}:not(" in html
+    assert html.count("<style>") == 1 and not _nested_has(html)
+    other = Studio(studio.client)  # another panel: its own class, its own note
+    try:
+        assert studio_class(other.model_id) != live and live not in fallback_html(other.model_id)
+    finally:
+        other.close()
 
 
 @pytest.mark.parametrize(
