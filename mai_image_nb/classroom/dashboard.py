@@ -3,8 +3,8 @@
 It speaks to the gateway over HTTP with the admin token, like any other client, so it works
 from another kernel too. A background thread refreshes it every few seconds and stops when
 the panel is closed. Every name and prompt is escaped; the only token ever shown is the one
-just made for a new student. Dollar amounts go through `display.no_math`, so the notebook's
-MathJax never reads two prices as a formula.
+just made for a new student. Dollar amounts go through `display.no_math`: a static export
+typesets the whole page, and its MathJax must not read two prices as a formula.
 """
 
 from __future__ import annotations
