@@ -68,48 +68,6 @@ def _students(folder: Path, n: int) -> Path:
     return path
 
 
-def _run_class(
-    url: str, tokens: dict[str, str], per_student: int, spread_s: float = 0.0
-) -> list[float]:
-    """Each student sends `per_student` requests one after another; each request's ms.
-
-    With `spread_s`, student k starts k/n of it late, as a class does (not all in one
-    instant); the same offsets for the gateway and for the baseline.
-    """
-    times: list[float] = []
-    failures: list[str] = []
-    lock = threading.Lock()
-    start = threading.Barrier(len(tokens))
-
-    offsets = {name: spread_s * k / len(tokens) for k, name in enumerate(tokens)}
-
-    def student(name: str, token: str) -> None:
-        with requests.Session() as session:
-            start.wait(60)
-            threading.Event().wait(offsets[name])
-            for i in range(per_student):
-                body = json.dumps({"model": DEFAULT_MODEL, "prompt": f"{name} {i}"})
-                began = time.perf_counter()
-                r = session.post(url + GEN, data=body, timeout=120,
-                                 headers={"Authorization": f"Bearer {token}"})  # fmt: skip
-                took = (time.perf_counter() - began) * 1000
-                with lock:
-                    if r.status_code == 200:
-                        times.append(took)
-                    else:
-                        failures.append(f"{r.status_code} {r.text[:200]}")
-
-    threads = [threading.Thread(target=student, args=item) for item in tokens.items()]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(600)
-        assert not t.is_alive()
-    assert not failures, failures[:3]
-    assert len(times) == len(tokens) * per_student
-    return times
-
-
 class _Passthrough:
     """`python -m bench.passthrough`: one bare standard-library hop, the gateway's floor."""
 
@@ -259,7 +217,7 @@ def bench_class(quick: bool) -> Row:
         gateway = GatewayProcess(folder, names, sim.url, KEY, "--max-inflight", str(inflight))
         tokens = read_tokens(folder)
         began = time.perf_counter()
-        _run_class(gateway.url, tokens, per_student)
+        _run_interleaved({"gateway": (gateway.url, tokens)}, per_student, 0.0)
         wall_s = time.perf_counter() - began
         assert gateway.stop()[0] == 0
         with Classroom(folder, upstream=sim.url, api_key=KEY) as room:

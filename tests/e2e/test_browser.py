@@ -166,6 +166,27 @@ def run_all_cells(page: Any) -> None:
     )
 
 
+def open_new_notebook(
+    jupyter: JupyterServer,
+    page: Any,
+    path: str,
+    cells: list[str],
+    address: str,
+    *,
+    run_cells: bool,
+) -> None:
+    """Write a notebook of these code cells at `path` under the root, open it, run it."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    (jupyter.root / path).parent.mkdir(parents=True)
+    nbformat.write(nb, jupyter.root / path)
+    page.goto(jupyter.address(address.format(path)))
+    if run_cells:
+        run_all_cells(page)
+
+
 def open_quickstart(
     jupyter: JupyterServer, page: Any, folder: str, address: str, *, run_cells: bool = True
 ) -> Any:
@@ -783,16 +804,8 @@ def test_ctrl_enter_presses_only_its_own_panel(
     run_cells: bool,
 ) -> None:
     """Two Studios and a second view of the first: Ctrl+Enter acts in its own panel, once."""
-    import nbformat
-
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in TWO_STUDIOS_CELLS])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
     path = f"two-{request.node.callspec.id}/two-studios.ipynb"
-    (jupyter.root / path).parent.mkdir()
-    nbformat.write(nb, jupyter.root / path)
-    page.goto(jupyter.address(address.format(path)))
-    if run_cells:
-        run_all_cells(page)
+    open_new_notebook(jupyter, page, path, TWO_STUDIOS_CELLS, address, run_cells=run_cells)
     views = page.locator(".mai-studio")
     views.nth(2).wait_for(state="visible", timeout=LOAD_TIMEOUT_MS)
     assert views.count() == 3

@@ -17,7 +17,7 @@ from tests.e2e.test_browser import (
     FRONT_ENDS,
     LOAD_TIMEOUT_MS,
     MATHJAX_IN_OUTPUTS_JS,
-    run_all_cells,
+    open_new_notebook,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -43,17 +43,9 @@ def test_the_dashboard_draws_the_class_with_prices_as_written(
     address: str,
     run_cells: bool,
 ) -> None:
-    import nbformat
-
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
     path = f"teacher-{request.node.callspec.id}/dashboard.ipynb"
-    (jupyter_server.root / path).parent.mkdir()
-    nbformat.write(nb, jupyter_server.root / path)
     try:
-        page.goto(jupyter_server.address(address.format(path)))
-        if run_cells:
-            run_all_cells(page)
+        open_new_notebook(jupyter_server, page, path, CELLS, address, run_cells=run_cells)
         board = page.locator(".mai-class")
         board.wait_for(state="visible", timeout=LOAD_TIMEOUT_MS)
         row = board.locator("tr", has_text="ada")
