@@ -170,10 +170,10 @@ class Journal:
                     conn.execute("RELEASE job")
                     job.error = exc
             conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            # The whole commit failed (a full disk, an I/O error): a waiting caller hears of
-            # it; a write nobody waits for (a settlement) is queued again for a later commit
-            # rather than lost.
+        except BaseException as exc:
+            # The whole commit failed (a full disk, an I/O error, an interrupt): a waiting
+            # caller hears of it; a write nobody waits for (a settlement) is queued again for
+            # a later commit rather than lost.
             with contextlib.suppress(sqlite3.Error):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -182,14 +182,13 @@ class Journal:
                     job.error = job.error or exc
                     job.done.set()
                 else:
+                    job.error = None
                     job.rowids.clear()
                     job.rowcounts.clear()
                     self._jobs.put(job)
+            if not isinstance(exc, sqlite3.Error):
+                raise
             return False
-        except BaseException:
-            for job in group:
-                job.done.set()
-            raise
         for job in group:
             job.done.set()
         return True
