@@ -9,19 +9,11 @@ from __future__ import annotations
 import base64
 import html
 
-__all__ = [
-    "NO_MATH_CLASS",
-    "caption_html",
-    "escape",
-    "figure_html",
-    "no_math",
-    "short_prompt",
-    "show_once",
-]
+__all__ = ["caption_html", "escape", "figure_html", "no_math", "short_prompt", "show_once"]
 
 _CAPTION_PROMPT_CHARS = 300
-NO_MATH_CLASS = "mai-text tex2jax_ignore mathjax_ignore"
-_NO_MATH_OPEN = f'<div class="{NO_MATH_CLASS}">'
+# MathJax 2's and 3's "ignore" markers (and the Studio's text class)
+_NO_MATH_OPEN = '<div class="mai-text tex2jax_ignore mathjax_ignore">'
 
 
 def escape(text: object) -> str:
