@@ -27,8 +27,7 @@ from mai_image_nb.comparison import Cell, Comparison
 from mai_image_nb.generation import Generation, generation_caption
 from mai_image_nb.offline import Fault, OfflineServer
 from mai_image_nb.studio import Studio
-from mai_image_nb.studio.frontend import KeyListener, reveal_html
-from mai_image_nb.studio.gallery import Revealer, caption_html
+from mai_image_nb.studio.gallery import caption_html
 from mai_image_nb.studio.grid import CellView
 from mai_image_nb.studio.widgets import (
     ConfirmRow,
@@ -175,33 +174,12 @@ def test_grid_cells_and_questions_escape_any_text(
 # -- the whole panel, driven in-process ------------------------------------------------------------
 
 
-@functools.cache
-def _key_listener_markup() -> str:
-    listener = KeyListener()
-    try:
-        return str(listener.value)
-    finally:
-        listener.close()
-
-
-def _own_script(widget: w.Widget) -> bool:
-    """The panel's fixed browser scripts (studio/frontend.py): exactly their constant markup,
-    so any user text in one would make it differ, and be checked like the rest."""
-    if isinstance(widget, KeyListener):
-        return bool(widget.value == _key_listener_markup())
-    if isinstance(widget, Revealer):
-        return widget.value in ("", reveal_html(widget.count))
-    return False
-
-
 def _panel_html(studio: Studio) -> list[str]:
-    """Every HTML value of the panel except its own stylesheet and fixed scripts."""
+    """Every HTML value of the panel except its own stylesheet."""
     return [
         str(widget.value)
         for widget in walk(studio)
-        if isinstance(widget, (w.HTML, w.HTMLMath))
-        and widget is not studio.style_sheet
-        and not _own_script(widget)
+        if isinstance(widget, (w.HTML, w.HTMLMath)) and widget is not studio.style_sheet
     ]
 
 
