@@ -15,6 +15,7 @@ import html
 import ipywidgets as w
 
 __all__ = [
+    "KEYS_HTML",
     "PROMPT_CLASS",
     "REVEAL_CLASS",
     "SCOPE_CLASS",
@@ -119,6 +120,9 @@ def reveal_html(nonce: int) -> str:
     return f'<span data-shown="{int(nonce)}">{_script_html(_REVEAL_JS, "mai-reveal-script")}</span>'
 
 
+KEYS_HTML = _script_html(_KEYS_JS, "mai-keys-script")  # the KeyListener's value, always
+
+
 class KeyListener(w.HTML):  # type: ignore[misc]
     """An invisible widget whose drawing installs the panel's Ctrl+Enter (Cmd+Enter) listener.
 
@@ -127,7 +131,7 @@ class KeyListener(w.HTML):  # type: ignore[misc]
     """
 
     def __init__(self) -> None:
-        super().__init__(_script_html(_KEYS_JS, "mai-keys-script"))
+        super().__init__(KEYS_HTML)
         self.layout.display = "none"
 
 

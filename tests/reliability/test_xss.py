@@ -27,7 +27,8 @@ from mai_image_nb.comparison import Cell, Comparison
 from mai_image_nb.generation import Generation, generation_caption
 from mai_image_nb.offline import Fault, OfflineServer
 from mai_image_nb.studio import Studio
-from mai_image_nb.studio.gallery import caption_html
+from mai_image_nb.studio.frontend import KEYS_HTML, KeyListener, reveal_html
+from mai_image_nb.studio.gallery import Revealer, caption_html
 from mai_image_nb.studio.grid import CellView
 from mai_image_nb.studio.widgets import (
     ConfirmRow,
@@ -175,12 +176,19 @@ def test_grid_cells_and_questions_escape_any_text(
 
 
 def _panel_html(studio: Studio) -> list[str]:
-    """Every HTML value of the panel except its own stylesheet."""
-    return [
-        str(widget.value)
-        for widget in walk(studio)
-        if isinstance(widget, (w.HTML, w.HTMLMath)) and widget is not studio.style_sheet
-    ]
+    """Every HTML value of the panel except its own fixed pieces: the stylesheet, and the
+    browser scripts of frontend.py (checked here to be their constant text, no user text)."""
+    values = []
+    for widget in walk(studio):
+        if not isinstance(widget, (w.HTML, w.HTMLMath)) or widget is studio.style_sheet:
+            continue
+        if isinstance(widget, KeyListener):
+            assert widget.value == KEYS_HTML
+        elif isinstance(widget, Revealer):
+            assert widget.value in ("", reveal_html(widget.count))
+        else:
+            values.append(str(widget.value))
+    return values
 
 
 def _error_body(text: str) -> bytes:
