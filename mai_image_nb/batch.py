@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from . import display
 from .comparison import Cell, Comparison
 from .errors import CancelledError, MaiImageError, ValidationError
 from .generation import Generation
@@ -135,12 +136,32 @@ class _NoBar:
         pass
 
 
+class _NotebookBar:
+    """tqdm's widget bar while the work runs, then its last line as text (see
+    `display.show_until_done`): the notebook keeps no widget that needs the kernel."""
+
+    def __init__(self, bar_class: Any, *, total: int, description: str) -> None:
+        self._bar = bar_class(total=total, desc=description, unit="image", leave=True,
+                              display=False)  # fmt: skip
+        self._replace = display.show_until_done(self._bar.container)
+
+    def update(self, n: int) -> None:
+        self._bar.update(n)
+
+    def close(self) -> None:
+        self._bar.close()
+        self._replace(str(self._bar))
+
+
 def _progress_bar(enabled: bool, *, total: int, description: str) -> Any:
-    """tqdm's notebook bar in Jupyter, its text bar on stderr elsewhere."""
+    """tqdm's notebook bar in Jupyter (text once done), its text bar on stderr elsewhere."""
     if not enabled or total == 0:
         return _NoBar()
     from tqdm.auto import tqdm
+    from tqdm.notebook import tqdm_notebook
 
+    if issubclass(tqdm, tqdm_notebook):
+        return _NotebookBar(tqdm, total=total, description=description)
     return tqdm(total=total, desc=description, unit="image", leave=True)
 
 

@@ -8,8 +8,17 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Callable
 
-__all__ = ["caption_html", "escape", "figure_html", "no_math", "short_prompt", "show_once"]
+__all__ = [
+    "caption_html",
+    "escape",
+    "figure_html",
+    "no_math",
+    "short_prompt",
+    "show_once",
+    "show_until_done",
+]
 
 _CAPTION_PROMPT_CHARS = 300
 # MathJax 2's and 3's "ignore" markers (and the Studio's text class)
@@ -69,3 +78,20 @@ def show_once(png: bytes, caption: str, text: str, width: int) -> None:
         metadata={"image/png": {"width": int(width)}},
     )
     display({"text/html": caption_html(caption)}, raw=True)  # type: ignore[no-untyped-call]
+
+
+def show_until_done(live: object) -> Callable[[str], None]:
+    """Show `live` (a progress widget) in IPython; the function returned replaces it with text.
+
+    A saved notebook then holds the finished line ("12/12 images") where the bar was, which
+    reopens anywhere, instead of a widget that needs its kernel ("model not found").
+    """
+    from IPython.display import display
+
+    handle = display(live, display_id=True)  # type: ignore[no-untyped-call]
+
+    def replace(text: str) -> None:
+        if handle is not None:
+            handle.update({"text/plain": text}, raw=True)
+
+    return replace

@@ -218,6 +218,24 @@ def test_notebook_exports_to_html_with_inline_images(runs: Runs, name: str) -> N
             image.verify()
 
 
+BAR_TEXT = re.compile(r"\d+/\d+ \[")  # tqdm's "9/9 [00:02<00:00, ...]"
+
+
+@pytest.mark.parametrize("name", NOTEBOOK_NAMES)
+def test_progress_bars_end_as_a_line_of_text(runs: Runs, name: str) -> None:
+    """A finished batch's bar is text in the saved notebook (it reopens anywhere), not a
+    widget that needs its kernel."""
+    run = runs.get(name, "offline")
+    bars = [
+        out["data"]
+        for out in code_outputs(run.nb)
+        if BAR_TEXT.search(out.get("data", {}).get("text/plain", ""))
+    ]
+    assert not [data for data in bars if "application/vnd.jupyter.widget-view+json" in data]
+    if name == "01-quickstart.ipynb":  # its 2 × 2 Compare runs with a progress bar
+        assert any("100%" in data["text/plain"] and "4/4" in data["text/plain"] for data in bars)
+
+
 def test_the_studio_reads_as_a_note_in_a_static_export(runs: Runs) -> None:
     """Without a kernel (nbconvert HTML, GitHub) the Studio's cell says what stood there."""
     run = runs.get("01-quickstart.ipynb", "offline")
