@@ -325,16 +325,13 @@ class Comparison:
         prompts = "<br>".join(
             f"<b>{display.escape(display.short_prompt(p))}</b>" for p in self.prompts
         )
-        # `&#36;` rather than "$": Jupyter's MathJax would read "$…$" as mathematics; JupyterLab 4
-        # (MathJax 3) skips `mathjax_ignore`, Notebook 6 and Voila (MathJax 2) `tex2jax_ignore`.
+        # Shown through `figure_html` / `show_once`, whose `display.no_math` keeps "$" as text.
         caption = (
-            f'<span class="tex2jax_ignore mathjax_ignore">{prompts}<br>'
-            f"{done} of {len(self.cells)} cells · &#36;{self.total_usd:.4f} in all · "
-            f"&#36;{self.paid_usd:.4f} paid this run"
+            f"{prompts}<br>{done} of {len(self.cells)} cells · ${self.total_usd:.4f} in all · "
+            f"${self.paid_usd:.4f} paid this run"
         )
         if self.failed:
             caption += f" · {len(self.failed)} failed (retry_failed() re-runs them)"
-        caption += "</span>"
         return caption
 
     def __repr__(self) -> str:
