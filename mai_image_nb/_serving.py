@@ -56,10 +56,14 @@ class RoutingHandler(BaseHTTPRequestHandler):
         if peek is None:
             return False
         buffered: bytes = peek(65536)
-        end = 0 if buffered.startswith(b"\r\n") else buffered.find(b"\r\n\r\n") + 2
-        if end == 1:
-            return False  # the head's end is not in the buffer yet
-        lines = buffered[:end].split(b"\r\n")[:-1] if end else []
+        if buffered.startswith(b"\r\n"):
+            head = b""  # no headers at all
+        else:
+            blank = buffered.find(b"\r\n\r\n")
+            if blank < 0:
+                return False  # the head's end is not in the buffer yet
+            head = buffered[: blank + 2]  # each header line with its CRLF
+        lines = head.split(b"\r\n")[:-1]
         if len(lines) > _MAX_HEADERS:
             return False
         headers = self.MessageClass()
@@ -70,7 +74,7 @@ class RoutingHandler(BaseHTTPRequestHandler):
             headers[name.decode("ascii")] = value.lstrip(b" \t").decode("iso-8859-1")
         if "Expect" in headers:
             return False  # 100-continue: the standard library's way
-        self.rfile.read(end + 2)
+        self.rfile.read(len(head) + 2)  # the head and the blank line after it
         command, path, version = (word.decode("iso-8859-1") for word in words)
         self.requestline = self.raw_requestline.decode("iso-8859-1").rstrip("\r\n")
         self.command, self.request_version, self.headers = command, version, headers
