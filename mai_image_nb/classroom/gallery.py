@@ -133,16 +133,16 @@ class Gallery:
     def _room_for(self, size: int) -> bool:
         """Whether `size` more bytes leave the reserve free; logs when that changes."""
         usage = shutil.disk_usage(self.folder)
-        room = usage.free - size >= min(RESERVE_MAX_BYTES, usage.total // 10)
-        if self.paused == room:  # it changed: paused is (not room) from here
-            self.paused = not room
-            if self.paused:
+        paused = usage.free - size < min(RESERVE_MAX_BYTES, usage.total // 10)
+        if paused != self.paused:
+            self.paused = paused
+            if paused:
                 log.warning("gallery: the disk of %s is nearly full (%d MB free): images are "
                             "not kept until space is freed; the ledger goes on", self.folder,
                             usage.free // 2**20)  # fmt: skip
             else:
                 log.warning("gallery: there is space again; images are kept")
-        return room
+        return not paused
 
     def _image_bytes(self, answer: object) -> bytes | None:
         try:
