@@ -42,47 +42,35 @@ PRICE = 0.0627
 GEN = "/v1/images/generations"
 
 
-class _Simulator:
-    """`python -m mai_image_nb.offline` in its own process (so its threads are not ours)."""
+class _ServerProcess:
+    """A server in its own process (so its threads are not ours); `url` from its first line."""
 
-    def __init__(self, latency_s: float) -> None:
-        # b64 answers: the gallery's copy comes with the answer, as for the direct baseline
-        # (with URL answers the gateway's download would load this one process twice).
+    def __init__(self, *args: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mai_image_nb.offline", "--port", "0", "--latency",
-             str(latency_s), "--scale", "0.0625", "--seed", "1", "--b64"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            [sys.executable, "-m", *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True, cwd=Path(__file__).resolve().parent.parent,
         )  # fmt: skip
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
-        self.url = line.split(" on ", 1)[1].split(" ")[0]
+        self.url = next(word for word in line.split() if word.startswith("http://"))
 
     def close(self) -> None:
         self.proc.terminate()
         self.proc.communicate(timeout=30)
+
+
+def _simulator(latency_s: float) -> _ServerProcess:
+    """`python -m mai_image_nb.offline` with small b64 answers: the gallery's copy comes with
+    the answer, as for the direct baseline (with URL answers the gateway's download would
+    load this one process twice)."""
+    return _ServerProcess("mai_image_nb.offline", "--port", "0", "--latency", str(latency_s),
+                          "--scale", "0.0625", "--seed", "1", "--b64")  # fmt: skip
 
 
 def _students(folder: Path, n: int) -> Path:
     path = folder / "names.txt"
     path.write_text("".join(f"s{i:03d}\n" for i in range(n)), encoding="utf-8")
     return path
-
-
-class _Passthrough:
-    """`python -m bench.passthrough`: one bare standard-library hop, the gateway's floor."""
-
-    def __init__(self, upstream: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.passthrough", upstream],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-            cwd=Path(__file__).resolve().parent.parent,
-        )  # fmt: skip
-        assert self.proc.stdout is not None
-        self.url = self.proc.stdout.readline().strip()
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.communicate(timeout=30)
 
 
 def _run_interleaved(
@@ -162,8 +150,8 @@ def _commit_floor_ms(n: int = 100, gap_s: float = 0.02) -> float:
 
 def bench_overhead(quick: bool) -> list[Row]:
     students, per_student, passes = 50, 3 if quick else 5, 1 if quick else 2
-    sim = _Simulator(latency_s=1.0)
-    hop = _Passthrough(sim.url)
+    sim = _simulator(latency_s=1.0)
+    hop = _ServerProcess("bench.passthrough", sim.url)  # one bare stdlib hop: the floor
     try:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp) / "class"
