@@ -1,20 +1,22 @@
-"""What the package's two HTTP servers (the simulator and the class gateway) share.
+"""HTTP/1.x plumbing the package's two servers (the simulator and the class gateway) share.
 
 A keep-alive HTTP/1.1 handler that routes every method to one `dispatch`, sends headers
-and body without Nagle's delay and logs quietly; and the command lines' port argument and
-stop signals.
+and body without Nagle's delay and logs quietly; the command lines' port argument and stop
+signals; and the answer class the gateway reads its upstream's answers with.
 
-The common request head (HTTP/1.x, plain `Name: value` lines, already in the read buffer) is
-parsed here directly; the standard library parses headers through the `email` package, which
-costs about 0.15 ms a request, a tenth of what the class gateway adds to each. Anything else
-(folded or odd lines, `Expect`, a head split across packets) is left to the standard
-library, so behaviour is the same; a test holds the two parsers equal.
+The common head (HTTP/1.x, plain `Name: value` lines, already in the read buffer) is parsed
+here directly, a request's by the handler and an answer's by `QuickResponse`: the standard
+library parses headers through the `email` package, which costs about 0.15 ms each way, a
+tenth of what the class gateway may add to a request. Anything else (folded or odd lines,
+`Expect`, 1xx answers, a head split across packets) is left to the standard library, so
+behaviour is the same; tests hold each pair of parsers equal.
 Standard library only.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import logging
 import re
 import signal
@@ -22,11 +24,12 @@ import threading
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-__all__ = ["RoutingHandler", "port_number", "stop_on_signals"]
+__all__ = ["QuickResponse", "RoutingHandler", "port_number", "stop_on_signals"]
 
 _HEADER_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token
 _VERSIONS = (b"HTTP/1.1", b"HTTP/1.0")
 _MAX_HEADERS = 100  # as http.client's limit
+_FINAL_STATUS = re.compile(rb"[2-9][0-9][0-9]")  # 1xx answers are left to the standard library
 
 
 class RoutingHandler(BaseHTTPRequestHandler):
@@ -55,25 +58,12 @@ class RoutingHandler(BaseHTTPRequestHandler):
         peek = getattr(self.rfile, "peek", None)
         if peek is None:
             return False
-        buffered: bytes = peek(65536)
-        if buffered.startswith(b"\r\n"):
-            head = b""  # no headers at all
-        else:
-            blank = buffered.find(b"\r\n\r\n")
-            if blank < 0:
-                return False  # the head's end is not in the buffer yet
-            head = buffered[: blank + 2]  # each header line with its CRLF
-        lines = head.split(b"\r\n")[:-1]
-        if len(lines) > _MAX_HEADERS:
+        head = _head_at_start(peek(65536))
+        if head is None:
             return False
-        headers = self.MessageClass()
-        for line in lines:
-            name, colon, value = line.partition(b":")
-            if not colon or not _HEADER_NAME.fullmatch(name) or b"\r" in value or b"\n" in value:
-                return False
-            headers[name.decode("ascii")] = value.lstrip(b" \t").decode("iso-8859-1")
-        if "Expect" in headers:
-            return False  # 100-continue: the standard library's way
+        headers = _plain_fields(head, self.MessageClass)
+        if headers is None or "Expect" in headers:
+            return False  # odd lines, or 100-continue: the standard library's way
         self.rfile.read(len(head) + 2)  # the head and the blank line after it
         command, path, version = (word.decode("iso-8859-1") for word in words)
         self.requestline = self.raw_requestline.decode("iso-8859-1").rstrip("\r\n")
@@ -91,6 +81,83 @@ class RoutingHandler(BaseHTTPRequestHandler):
     def dispatch(self) -> None:
         """Answer the request just parsed (a subclass's job: 404/405 for what it lacks)."""
         raise NotImplementedError
+
+
+def _head_at_start(buffered: bytes) -> bytes | None:
+    """The header lines at the start of `buffered`, each with its CRLF, without the blank
+    line that ends them; None if that blank line is not in `buffered` yet."""
+    if buffered.startswith(b"\r\n"):
+        return b""  # no headers at all
+    blank = buffered.find(b"\r\n\r\n")
+    return None if blank < 0 else buffered[: blank + 2]
+
+
+def _plain_fields(head: bytes, message_class: Any) -> Any:
+    """`head`'s lines as `message_class` (an `http.client.HTTPMessage`), or None if any line
+    is not a plain `Name: value` (the standard library then reads the head its own way)."""
+    lines = head.split(b"\r\n")[:-1]
+    if len(lines) > _MAX_HEADERS:
+        return None
+    headers = message_class()
+    for line in lines:
+        name, colon, value = line.partition(b":")
+        if not colon or not _HEADER_NAME.fullmatch(name) or b"\r" in value or b"\n" in value:
+            return None
+        headers[name.decode("ascii")] = value.lstrip(b" \t").decode("iso-8859-1")
+    return headers
+
+
+class QuickResponse(http.client.HTTPResponse):
+    """`http.client`'s answer with its common head parsed directly (set it as a connection's
+    `response_class`); any other head goes through `HTTPResponse.begin` unchanged."""
+
+    def begin(self) -> None:
+        if self.headers is None and self._begin_plain():
+            return
+        super().begin()
+
+    def _begin_plain(self) -> bool:
+        """Read a final answer's plain head as `HTTPResponse.begin` would; else read nothing."""
+        buffered: bytes = self.fp.peek(65536)  # waits for the answer's first bytes
+        end = buffered.find(b"\r\n")
+        words = buffered[: max(end, 0)].split(b" ", 2)
+        if (
+            len(words) != 3
+            or words[0] not in _VERSIONS
+            or not _FINAL_STATUS.fullmatch(words[1])
+            or b"\n" in words[2]
+        ):
+            return False  # no whole status line yet, 1xx, or unusual: the standard library's
+        head = _head_at_start(buffered[end + 2 :])
+        headers = None if head is None else _plain_fields(head, http.client.HTTPMessage)
+        if head is None or headers is None:
+            return False
+        self.fp.read(end + 2 + len(head) + 2)
+        status = int(words[1])
+        self.code = self.status = status
+        self.reason = words[2].decode("iso-8859-1").strip()
+        self.version = 11 if words[0] == b"HTTP/1.1" else 10
+        self.headers = self.msg = headers
+        # From here on, as HTTPResponse.begin decides the body's framing.
+        encoding = headers.get("transfer-encoding")
+        self.chunked = bool(encoding) and encoding.lower() == "chunked"
+        self.chunk_left = None
+        self.will_close = self._check_close()  # type: ignore[attr-defined]
+        self.length = None
+        length = headers.get("content-length")
+        if length and not self.chunked:
+            try:
+                self.length = int(length)
+            except ValueError:
+                pass
+            else:
+                if self.length < 0:
+                    self.length = None
+        if status in (204, 304) or self._method == "HEAD":  # type: ignore[attr-defined]
+            self.length = 0
+        if not self.will_close and not self.chunked and self.length is None:
+            self.will_close = True
+        return True
 
 
 def port_number(text: str) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,12 +37,14 @@ PASSED_HEADERS = ("retry-after", "retry-after-ms", "x-request-id")
 
 @dataclass
 class Answer:
-    """What the handler sends back: status, body and a few headers."""
+    """What the handler sends back: status, body and a few headers; and what it does once
+    the answer is written (or could not be): work the student need not wait for."""
 
     status: int
     body: bytes
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+    after_sent: Callable[[], None] | None = None
 
 
 def json_answer(status: int, payload: object) -> Answer:
@@ -161,11 +164,12 @@ def _send(gateway: Gateway, hold: Hold, fields: dict[str, Any]) -> Answer:
                 else:
                     gateway.note_price(cost)
             _finish(gateway, hold, reply.status, cost)
-            if 200 <= reply.status < 300 and hold.row_id is not None:
-                gateway.gallery.keep(hold.row_id, payload)
             headers = {k: reply.headers[k] for k in PASSED_HEADERS if k in reply.headers}
             content_type = reply.headers.get("content-type", "application/json")
-            return Answer(reply.status, reply.body, content_type, headers)
+            answer = Answer(reply.status, reply.body, content_type, headers)
+            if 200 <= reply.status < 300 and hold.row_id is not None:
+                answer.after_sent = gateway.gallery.promise(hold.row_id, payload)
+            return answer
         raise AssertionError("unreachable: the last round always answers")
     except Exception:
         # A fault of ours after the request left: its outcome is unknown, as after a crash.

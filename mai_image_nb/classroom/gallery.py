@@ -1,8 +1,9 @@
 """The class gallery: images the gateway passed on, kept in the folder, and their previews.
 
-Saving happens on one background thread so a student's answer never waits for it: the
-answer's base64 image is decoded, or its URL fetched (without the key), checked, and
-written as `gallery/<request id>.<format>` (the ledger row's id names the file).
+Saving happens on one background thread, and only once the student has the answer, so
+the answer never waits for it nor shares the interpreter with it: the answer's base64 image
+is decoded, or its URL fetched (without the key), checked, and written as
+`gallery/<request id>.<format>` (the ledger row's id names the file).
 
 Over a term the gallery is what grows. It stops keeping images while the disk's free space
 is under a reserve (a tenth of the disk, at most `RESERVE_MAX_BYTES`), so the ledger, which
@@ -20,6 +21,7 @@ import queue
 import shutil
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +55,8 @@ class Gallery:
         self._jobs: queue.Queue[object] = queue.Queue(QUEUE_MAX)
         self._previews: OrderedDict[int, bytes] = OrderedDict()
         self._lock = threading.Lock()
+        self._promised = 0  # images promised (answers on their way) and not queued yet
+        self._queued_all = threading.Condition()
         self.paused = False  # True while the disk is under its reserve (images not kept)
         self._thread = threading.Thread(target=self._run, name="classroom-gallery", daemon=True)
         self._thread.start()
@@ -64,6 +68,22 @@ class Gallery:
         except queue.Full:
             log.warning("gallery: too many images waiting; request %d's is not kept", row_id)
 
+    def promise(self, row_id: int, answer: object) -> Callable[[], None]:
+        """Count an answer's image as coming (`wait_idle` waits for it) and return the call
+        that queues it: the gateway calls that once the student has the answer."""
+        with self._queued_all:
+            self._promised += 1
+
+        def queue_it() -> None:
+            try:
+                self.keep(row_id, answer)
+            finally:
+                with self._queued_all:
+                    self._promised -= 1
+                    self._queued_all.notify_all()
+
+        return queue_it
+
     def close(self, timeout_s: float = 10.0) -> bool:
         """Save what is queued, then stop; True when the thread ended in time."""
         self._jobs.put(_STOP)
@@ -71,7 +91,9 @@ class Gallery:
         return not self._thread.is_alive()
 
     def wait_idle(self) -> None:
-        """Block until every queued image is saved (tests and benchmarks)."""
+        """Block until every promised or queued image is saved (tests and benchmarks)."""
+        with self._queued_all:
+            self._queued_all.wait_for(lambda: self._promised == 0)
         self._jobs.join()
 
     def find(self, row_id: int) -> Path | None:

@@ -50,7 +50,11 @@ class Handler(RoutingHandler):
             try:
                 raw = self._read_body()
                 answer = self._route(gateway, raw) if isinstance(raw, bytes) else raw
-                self._send(answer)
+                try:
+                    self._send(answer)
+                finally:
+                    if answer.after_sent is not None:
+                        answer.after_sent()
             except _CLIENT_GONE as exc:
                 log.debug("a client went away: %s", type(exc).__name__)
                 self.close_connection = True

@@ -22,7 +22,7 @@ from .ledger import Ledger
 from .roster import Roster
 from .server import Gateway
 from .terms import LedgerError, check_budget, to_micro
-from .upstream import Upstream
+from .upstream import Upstream, header_safe
 
 __all__ = ["Classroom"]
 
@@ -75,6 +75,10 @@ class Classroom:
                 "the gateway needs the teacher's key: set AIMLAPI_KEY (or pass api_key=)",
                 status_code=None,
             )
+        if upstream != OFFLINE and not header_safe(self._api_key or ""):
+            # The key itself is never shown; a stray space or newline is the usual cause.
+            raise ValidationError("api_key", "<hidden>", "visible ASCII characters only, no "
+                                  "spaces or line breaks (check AIMLAPI_KEY)")  # fmt: skip
         self.admin_token = ""
         self._gateway: Gateway | None = None
         self._simulator: Any = None

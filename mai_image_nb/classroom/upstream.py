@@ -1,12 +1,13 @@
 """The gateway's side of the provider: POST with the teacher's key, nothing of the student's.
 
 Plain `http.client` connections, kept alive in a pool: the connection is opened *before* the
-ledger marks a request as sent (`before_send`), and the request leaves in one write right
-after, so a crash between "marked sent" and "sent" has a window of microseconds, not the
-milliseconds a full HTTP library spends preparing a request. The body sent is rebuilt from
-the validated fields; no header of the student's is passed on; whatever comes back is
-scrubbed of the key before a student can see it. (No proxy support: the gateway connects
-to the upstream directly.)
+ledger marks a request as sent (`before_send`), and the request, its head prepared once,
+leaves in one write right after, so a crash between "marked sent" and "sent" has a window
+of microseconds, not the milliseconds a full HTTP library spends preparing a request. The
+answer is read by `http.client` (`QuickResponse`). The body sent is rebuilt from the
+validated fields; no header of the student's is passed on; whatever comes back is scrubbed
+of the key before a student can see it. (No proxy support: the gateway connects to the
+upstream directly.)
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from urllib.parse import urljoin, urlsplit
 import requests
 
 from mai_image_nb import transport
+from mai_image_nb._serving import QuickResponse
 from mai_image_nb.errors import APIConnectionError, APITimeoutError, MaiImageError, ResponseError
 
-__all__ = ["UPSTREAM_TIMEOUT_S", "Upstream", "scrub"]
+__all__ = ["UPSTREAM_TIMEOUT_S", "Upstream", "header_safe", "scrub"]
 
 UPSTREAM_TIMEOUT_S = 180.0  # the provider may take a while to draw; the student's client waits
 MAX_REDIRECTS = 5
@@ -34,6 +36,11 @@ STALE_FAILURE_S = 0.5  # a reused connection failing this soon was closed before
 POOL_MAX = 256  # idle keep-alive connections kept
 HIDDEN = b"<hidden>"
 _CHUNK = 64 * 1024
+
+
+def header_safe(text: str) -> bool:
+    """Only visible ASCII: nothing that could end a request line or header early."""
+    return text.isascii() and text.isprintable() and " " not in text
 
 
 def scrub(data: bytes, secret: bytes) -> bytes:
@@ -49,16 +56,26 @@ class Upstream:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         parts = urlsplit(self.base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or not header_safe(parts.netloc + parts.path)
+        ):
             raise ValueError(f"upstream {base_url!r} is not an http(s) URL")
+        if api_key and not header_safe(api_key):
+            raise ValueError("the teacher's key holds spaces, line breaks or other characters "
+                             "an HTTP header cannot carry")  # fmt: skip
         self._https = parts.scheme == "https"
         self._host = parts.hostname
         self._port = parts.port or (443 if self._https else 80)
-        self._path = parts.path.rstrip("/") + "/v1/images/generations"
-        self._host_header = parts.netloc.rpartition("@")[2]
         self.timeout_s = timeout_s
-        self._authorization = f"Bearer {api_key}" if api_key else None
         self._secret = (api_key or "").encode("utf-8")
+        head = [f"POST {parts.path.rstrip('/')}/v1/images/generations HTTP/1.1",
+                f"Host: {parts.netloc.rpartition('@')[2]}", "Content-Type: application/json",
+                "Accept: application/json", f"User-Agent: {transport.USER_AGENT}"]  # fmt: skip
+        if api_key:
+            head.append(f"Authorization: Bearer {api_key}")
+        self._head = "".join(line + "\r\n" for line in head).encode("ascii")
         self._ssl = ssl.create_default_context() if self._https else None
         self._idle: queue.LifoQueue[http.client.HTTPConnection] = queue.LifoQueue(POOL_MAX)
         self._lock = threading.Lock()
@@ -76,10 +93,7 @@ class Upstream:
             ResponseError: a 2xx answer over the size cap.
         """
         data = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        headers = {"Content-Type": "application/json", "Accept": "application/json",
-                   "User-Agent": transport.USER_AGENT, "Host": self._host_header}  # fmt: skip
-        if self._authorization:
-            headers["Authorization"] = self._authorization
+        request = self._head + b"Content-Length: %d\r\n\r\n" % len(data) + data
         conn, reused = self._connection()
         if before_send is not None:
             try:
@@ -90,7 +104,7 @@ class Upstream:
         sent_at = time.monotonic()
         try:
             try:
-                status, reply_headers, answer = self._exchange(conn, data, headers)
+                status, reply_headers, answer = self._exchange(conn, request)
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
                 # A kept-alive connection the service had closed fails at once: send again on a
                 # fresh one. A failure later may follow work (and a charge): never repeated.
@@ -98,7 +112,7 @@ class Upstream:
                     raise
                 conn.close()
                 conn, _ = self._connection(fresh=True)
-                status, reply_headers, answer = self._exchange(conn, data, headers)
+                status, reply_headers, answer = self._exchange(conn, request)
         except TimeoutError as exc:
             conn.close()
             raise APITimeoutError(f"timed out after {self.timeout_s:g} s: {exc}") from None
@@ -114,12 +128,14 @@ class Upstream:
         return transport.Reply(status, scrubbed, scrub(answer, self._secret))
 
     def _exchange(
-        self, conn: http.client.HTTPConnection, data: bytes, headers: dict[str, str]
+        self, conn: http.client.HTTPConnection, request: bytes
     ) -> tuple[int, dict[str, str], bytes]:
-        if conn.sock is not None:
-            conn.sock.settimeout(self.timeout_s)  # the setting now, not when it was opened
-        conn.request("POST", self._path, body=data, headers=headers)
-        response = conn.getresponse()
+        """Send `request` (head and body) in one write; read the answer, within its cap."""
+        sock = conn.sock
+        sock.settimeout(self.timeout_s)  # the setting now, not when it was opened
+        sock.sendall(request)
+        response = QuickResponse(sock, method="POST")
+        response.begin()
         limit = transport.MAX_ANSWER_BYTES if response.status < 300 else 64 * 1024
         declared = response.getheader("content-length", "")
         if response.status < 300 and declared.isdigit() and int(declared) > limit:

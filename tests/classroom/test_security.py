@@ -16,8 +16,10 @@ from typing import Any
 
 import pytest
 
+import mai_image_nb as mai
 from mai_image_nb.classroom import Classroom
 from mai_image_nb.offline import render_png
+from mai_image_nb.transport import USER_AGENT
 
 from .conftest import TEACHER_KEY, admin_post, get, post
 
@@ -36,12 +38,24 @@ class _FakeUpstream(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         self.server.seen.append(({k.lower(): v for k, v in self.headers.items()}, body))  # type: ignore[attr-defined]
+        self.server.paths.append(self.path)  # type: ignore[attr-defined]
         auth = self.headers.get("Authorization", "")
         prompt = json.loads(body).get("prompt", "")
         if auth != f"Bearer {TEACHER_KEY}":
             self._answer(401, {"message": "bad key"}, {})
         elif prompt == "echo":  # a hostile or buggy service repeating the key back
             self._answer(500, {"message": f"you sent {auth}"}, {"x-echo": auth})
+        elif prompt == "chunked":  # an answer whose length is not known up front
+            data = json.dumps({"data": [{"b64_json": base64.b64encode(PNG).decode()}],
+                               "meta": {"usage": {"usd_spent": 0.05}}}).encode()  # fmt: skip
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for i in range(0, len(data), 1000):
+                part = data[i : i + 1000]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+            self.wfile.write(b"0\r\n\r\n")
         elif prompt.startswith("hang up"):  # answer, then drop the kept-alive connection
             self._answer(
                 200,
@@ -74,6 +88,7 @@ class _FakeUpstream(BaseHTTPRequestHandler):
 def fake() -> Iterator[ThreadingHTTPServer]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeUpstream)
     server.seen = []  # type: ignore[attr-defined]
+    server.paths = []  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
     yield server
@@ -149,8 +164,36 @@ def test_student_headers_are_not_forwarded(fake: ThreadingHTTPServer, folder: Pa
                        headers={"Authorization": f"Bearer {token}", "X-Student": "secret-note",
                                 "Cookie": "session=abc"}, timeout=30)  # fmt: skip
         assert r.status_code == 200
-    ((headers, _),) = fake.seen  # type: ignore[attr-defined]
+    ((headers, body),) = fake.seen  # type: ignore[attr-defined]
     assert "x-student" not in headers and "cookie" not in headers
+    # The whole request the service sees: the gateway writes its head itself.
+    assert fake.paths == ["/v1/images/generations"]  # type: ignore[attr-defined]
+    assert headers == {
+        "host": f"127.0.0.1:{fake.server_address[1]}", "content-type": "application/json",
+        "accept": "application/json", "user-agent": USER_AGENT,
+        "authorization": f"Bearer {TEACHER_KEY}", "content-length": str(len(body)),
+    }  # fmt: skip
+    assert json.loads(body) == {"model": "microsoft/mai-image-2.5", "prompt": "a fox"}
+
+
+def test_a_chunked_answer_is_passed_on_whole(fake: ThreadingHTTPServer, folder: Path) -> None:
+    url = f"http://127.0.0.1:{fake.server_address[1]}/"
+    with Classroom(folder, upstream=url, api_key=TEACHER_KEY) as room:
+        token = room.add_students(["ada"])["ada"]
+        answers = [post(room.url, token, {"prompt": "chunked"}) for _ in range(2)]  # kept alive
+        (row,) = room.status()
+    for answer in answers:
+        assert answer.status_code == 200
+        assert base64.b64decode(answer.json()["data"][0]["b64_json"]) == PNG
+    assert row["spent_usd"] == 0.1
+
+
+@pytest.mark.parametrize("key", [f"{TEACHER_KEY}\n", f"{TEACHER_KEY} x", "sk-\u00e9t\u00e9"])
+def test_a_key_no_header_can_carry_is_refused_without_showing_it(folder: Path, key: str) -> None:
+    with pytest.raises(mai.ValidationError) as caught:
+        Classroom(folder, upstream="http://127.0.0.1:9", api_key=key)
+    assert "api_key" in str(caught.value) and key.strip() not in str(caught.value)
+    assert not folder.exists()  # refused before anything was made
 
 
 def test_a_kept_alive_connection_the_service_closed_is_replaced_once(
