@@ -103,7 +103,8 @@ def _plain_fields(head: bytes, message_class: Any) -> Any:
         name, colon, value = line.partition(b":")
         if not colon or not _HEADER_NAME.fullmatch(name) or b"\r" in value or b"\n" in value:
             return None
-        headers[name.decode("ascii")] = value.lstrip(b" \t").decode("iso-8859-1")
+        # As `headers[name] = value` stores it (no policy of http.client's changes a value).
+        headers.set_raw(name.decode("ascii"), value.lstrip(b" \t").decode("iso-8859-1"))
     return headers
 
 

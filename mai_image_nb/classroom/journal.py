@@ -114,11 +114,8 @@ class Journal:
     def _commit_group(self) -> bool:
         """Commit up to GROUP_MAX queued jobs (caller holds the lock); True if some were."""
         group: list[_Job] = []
-        while len(group) < GROUP_MAX:
-            try:
-                group.append(self._jobs.get_nowait())
-            except queue.Empty:
-                break
+        while len(group) < GROUP_MAX and not self._jobs.empty():  # only we take from it
+            group.append(self._jobs.get_nowait())
         return bool(group) and self._commit(group)
 
     def read(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:

@@ -110,6 +110,9 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+_STRICT = json.JSONDecoder(parse_constant=_reject_constant)  # json.loads would build one a call
+
+
 def parse_json(raw: bytes) -> Any:
     """Strict JSON: UTF-8, no NaN or Infinity. Raises ValueError."""
-    return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    return _STRICT.decode(raw.decode("utf-8"))
