@@ -6,7 +6,7 @@ Pure functions, standard library only.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+import time
 
 __all__ = [
     "MICRO",
@@ -43,7 +43,8 @@ def hash_token(token: str) -> str:
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    """The time now in UTC, to the second: 2026-12-01T09:30:00+00:00."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
 
 
 def check_name(name: object) -> str:

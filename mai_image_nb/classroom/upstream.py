@@ -150,7 +150,7 @@ class Upstream:
                 conn.close()
                 break
             chunks.append(chunk)
-        reply_headers = {k.lower(): v for k, v in response.getheaders()}
+        reply_headers = {k.lower(): v for k, v in response.headers.raw_items()}  # as read
         if response.will_close or size > limit:
             conn.close()
         else:
