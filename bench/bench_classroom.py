@@ -74,14 +74,20 @@ def _students(folder: Path, n: int) -> Path:
 
 
 def _run_interleaved(
-    arms: dict[str, tuple[str, dict[str, str]]], per_student: int, spread_s: float
+    arms: dict[str, tuple[str, dict[str, str]]],
+    per_student: int,
+    spread_s: float,
+    *,
+    warm_up: bool = False,
 ) -> dict[str, list[float]]:
     """Each student sends `per_student` requests to every arm in turn; each arm's ms.
 
     `arms` maps a name to (URL, student name -> bearer token). The arms take turns request by
     request (each student starting at a different one), so every arm meets the machine as it
     is at that moment: a busy second slows all of them alike instead of one arm's round.
-    Student k starts k/n of `spread_s` late, as a class does.
+    Student k starts k/n of `spread_s` late, as a class does. With `warm_up`, each student
+    first sends one untimed request to every arm, so the timed ones measure a class at work
+    (connections open, as a student's client keeps them) rather than its first minute.
     """
     names = list(next(iter(arms.values()))[1])
     order = list(arms)
@@ -95,7 +101,8 @@ def _run_interleaved(
         try:
             start.wait(60)
             threading.Event().wait(spread_s * k / len(names))
-            for i in range(per_student * len(order)):
+            warm = len(order) if warm_up else 0
+            for i in range(warm + per_student * len(order)):
                 arm = order[(k + i) % len(order)]
                 url, tokens = arms[arm]
                 body = json.dumps({"model": DEFAULT_MODEL, "prompt": f"{name} {i}"})
@@ -104,10 +111,10 @@ def _run_interleaved(
                 r = sessions[arm].post(url + GEN, data=body, timeout=120, headers=auth)
                 took = (time.perf_counter() - began) * 1000
                 with lock:
-                    if r.status_code == 200:
-                        times[arm].append(took)
-                    else:
+                    if r.status_code != 200:
                         failures.append(f"{arm}: {r.status_code} {r.text[:200]}")
+                    elif i >= warm:
+                        times[arm].append(took)
         finally:
             for session in sessions.values():
                 session.close()
@@ -164,7 +171,7 @@ def bench_overhead(quick: bool) -> list[Row]:
             via, bare, direct = [], [], []
             try:
                 for _ in range(passes):
-                    times = _run_interleaved(arms, per_student, 1.0)
+                    times = _run_interleaved(arms, per_student, 1.0, warm_up=True)
                     via += times["via"]
                     bare += times["bare"]
                     direct += times["direct"]

@@ -152,21 +152,26 @@ class Journal:
     def _commit(self, group: list[_Job]) -> bool:
         """Commit `group` in one transaction; False if the commit itself failed."""
         conn = self._writer
+        alone = len(group) == 1  # a savepoint only keeps one job's failure from the others'
         try:
             conn.execute("BEGIN IMMEDIATE")
             for job in group:
-                conn.execute("SAVEPOINT job")
+                if not alone:
+                    conn.execute("SAVEPOINT job")
                 try:
                     for sql, args in job.statements:
                         cursor = conn.execute(sql, args)
                         job.rowids.append(cursor.lastrowid)
                         job.rowcounts.append(cursor.rowcount)
-                    conn.execute("RELEASE job")
+                    if not alone:
+                        conn.execute("RELEASE job")
                 except sqlite3.Error as exc:
-                    conn.execute("ROLLBACK TO job")
-                    conn.execute("RELEASE job")
+                    conn.execute("ROLLBACK" if alone else "ROLLBACK TO job")
+                    if not alone:
+                        conn.execute("RELEASE job")
                     job.error = exc
-            conn.execute("COMMIT")
+            if conn.in_transaction:
+                conn.execute("COMMIT")
         except BaseException as exc:
             # The whole commit failed (a full disk, an I/O error, an interrupt): a waiting
             # caller hears of it; a write nobody waits for (a settlement) is queued again for

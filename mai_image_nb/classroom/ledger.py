@@ -52,7 +52,7 @@ CREATE TABLE IF NOT EXISTS students (
     token_hash TEXT NOT NULL UNIQUE,
     budget_micro INTEGER NOT NULL,
     spent_micro INTEGER NOT NULL DEFAULT 0,
-    reserved_micro INTEGER NOT NULL DEFAULT 0,
+    reserved_micro INTEGER NOT NULL DEFAULT 0,  -- unused: a reservation is a 'sent' request row
     revoked INTEGER NOT NULL DEFAULT 0,
     created TEXT NOT NULL,
     last_seen TEXT
@@ -121,6 +121,7 @@ class Hold:
         self.student = student
         self.estimate_micro = estimate_micro
         self.row_id: int | None = None  # set once the request is committed as sent
+        self.sent_at: str | None = None  # and when
         self.done = False
 
 
@@ -155,11 +156,11 @@ class Ledger:
             raise RuntimeError("the ledger's writer did not stop; its file is left open")
 
     def _recover(self) -> int:
-        rows = self._journal.read("SELECT id, student, reserved_micro FROM requests "
+        rows = self._journal.read("SELECT id, student, reserved_micro, time FROM requests "
                                   "WHERE status = 'sent'")  # fmt: skip
         stamp = now_iso()
         statements: list[Statement] = []
-        for row_id, student, reserved in rows:
+        for row_id, student, reserved, sent_at in rows:
             statements.append(
                 (
                     "UPDATE requests SET status = 'recovered', cost_micro = ?, "
@@ -167,9 +168,10 @@ class Ledger:
                     (reserved, stamp, row_id),
                 )
             )
-            statements.append(("UPDATE students SET spent_micro = spent_micro + ? "
-                               "WHERE name = ?", (reserved, student)))  # fmt: skip
-        # Nothing is in flight now: the reserved column starts again from zero.
+            statements.append(("UPDATE students SET spent_micro = spent_micro + ?, last_seen = "
+                               "max(coalesce(last_seen, ''), ?) WHERE name = ?",
+                               (reserved, sent_at, student)))  # fmt: skip
+        # Ledgers of earlier versions kept a running total of what was reserved here.
         statements.append(("UPDATE students SET reserved_micro = 0", ()))
         self._journal.run_now(statements)
         return len(rows)
@@ -287,15 +289,17 @@ class Ledger:
             self._accounts[hold.student].held_micro -= hold.estimate_micro
 
     def mark_sent(self, hold: Hold, params: dict[str, Any]) -> int:
-        """Commit the request as sent, its estimate reserved, and wait for the disk."""
-        stamp = now_iso()
+        """Commit the request as sent, its estimate reserved, and wait for the disk.
+
+        The row alone is the reservation (recovery settles every 'sent' row), so the commit
+        a student waits for writes nothing else; the student's row follows with `finish`.
+        """
+        hold.sent_at = stamp = now_iso()
         text = json.dumps(params, ensure_ascii=False, sort_keys=True)
         try:
             job = self._journal.write([
                 ("INSERT INTO requests (student, time, params, status, reserved_micro) "
                  "VALUES (?, ?, ?, 'sent', ?)", (hold.student, stamp, text, hold.estimate_micro)),
-                ("UPDATE students SET reserved_micro = reserved_micro + ?, last_seen = ? "
-                 "WHERE name = ?", (hold.estimate_micro, stamp, hold.student)),
             ])  # fmt: skip
         except sqlite3.Error as exc:
             if not self.write_failing:
@@ -339,9 +343,8 @@ class Ledger:
             self._journal.write([
                 ("UPDATE requests SET status = ?, http_status = ?, cost_micro = ?, finished = ? "
                  "WHERE id = ?", (status, http_status, cost, now_iso(), hold.row_id)),
-                ("UPDATE students SET reserved_micro = reserved_micro - ?, "
-                 "spent_micro = spent_micro + ? WHERE name = ?",
-                 (hold.estimate_micro, cost, hold.student)),
+                ("UPDATE students SET spent_micro = spent_micro + ?, last_seen = ? "
+                 "WHERE name = ?", (cost, hold.sent_at, hold.student)),
             ], wait=False)  # fmt: skip
 
     def note_refusal(self, name: str, params: dict[str, Any], http_status: int) -> None:

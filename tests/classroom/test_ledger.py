@@ -54,6 +54,7 @@ def test_sent_rows_left_by_a_crash_are_settled_at_the_estimate(tmp_path: Path) -
         assert row["spent_usd"] == (2 * EST - 100) / 1e6  # settled + recovered at the estimate
         assert row["reserved_usd"] == 0  # the queued one held money in memory only
         assert row["images"] == 1 and row["errors"] == 1
+        assert row["last_seen"] is not None  # from the rows: settled or recovered
         assert again.totals() == {"ada": 2 * EST - 100}
     finally:
         again.close()
@@ -102,6 +103,29 @@ def test_one_failing_write_in_a_group_fails_alone(tmp_path: Path) -> None:
             assert not t.is_alive()
         assert sorted(map(str, results)) == ["2", "3", "4", "5", "6", "7", "dup", "dup"]
         assert journal.read("SELECT COUNT(*) FROM t") == [(7,)]
+    finally:
+        assert journal.close()
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+def test_a_failing_write_leaves_nothing_of_itself_and_spares_the_rest(
+    tmp_path: Path, grouped: bool
+) -> None:
+    journal = Journal(tmp_path / "j.db", "CREATE TABLE IF NOT EXISTS t (x INTEGER UNIQUE);")
+    # No writer thread: a waited write commits whatever is queued, its own last.
+    try:
+        journal.write([("INSERT INTO t VALUES (1)", ())])
+        bad = [("INSERT INTO t VALUES (2)", ()), ("INSERT INTO t VALUES (1)", ())]  # 2nd fails
+        if grouped:  # three writes in one commit, the failing one in the middle
+            journal.write([("INSERT INTO t VALUES (3)", ())], wait=False)
+            failed = journal.write(bad, wait=False)
+            journal.write([("INSERT INTO t VALUES (4)", ())])
+            assert isinstance(failed.error, sqlite3.IntegrityError)
+        else:  # alone in its commit
+            with pytest.raises(sqlite3.IntegrityError):
+                journal.write(bad)
+            journal.write([("INSERT INTO t VALUES (3)", ()), ("INSERT INTO t VALUES (4)", ())])
+        assert journal.read("SELECT x FROM t ORDER BY x") == [(1,), (3,), (4,)]
     finally:
         assert journal.close()
 
