@@ -47,14 +47,11 @@ class Handler(RoutingHandler):
     def dispatch(self) -> None:
         gateway = self.server.gateway
         with gateway.busy():
+            answer: Answer | None = None
             try:
                 raw = self._read_body()
                 answer = self._route(gateway, raw) if isinstance(raw, bytes) else raw
-                try:
-                    self._send(answer)
-                finally:
-                    if answer.after_sent is not None:
-                        answer.after_sent()
+                self._send(answer)
             except _CLIENT_GONE as exc:
                 log.debug("a client went away: %s", type(exc).__name__)
                 self.close_connection = True
@@ -63,6 +60,9 @@ class Handler(RoutingHandler):
                 self.close_connection = True
                 self._send(error_answer(500, "The class gateway failed; try again",
                                         "err_internal"))  # fmt: skip
+            finally:
+                if answer is not None and answer.after_sent is not None:
+                    answer.after_sent()  # the answer is out (or its student gone)
 
     # -- body ---------------------------------------------------------------------------------
 
