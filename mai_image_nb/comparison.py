@@ -172,9 +172,8 @@ class Comparison:
         """
         from .analysis import cell_record
 
-        files: dict[str, str] = {}
-        if self._history is not None and any(c.ok for c in self.cells):
-            files = {r["id"]: r["file"] for r in self._history.to_records() if r["file"]}
+        ids = [cell.generation.id for cell in self.cells if cell.generation is not None]
+        files = self._history._image_files(ids) if self._history is not None and ids else {}
         return [cell_record(cell, files) for cell in self.cells]
 
     def to_pandas(self) -> Any:

@@ -37,6 +37,7 @@ DEFAULT_FOLDER = ".mai_image"
 DB_NAME = "history.sqlite3"
 THUMB_MAX_PX = 256
 PAGE_ROWS = 256  # rows fetched at a time while iterating
+_IDS_PER_QUERY = 500  # under SQLite's oldest limit of 999 bound values
 _NEXT_SEQ = "SELECT COALESCE(MAX(seq), 0) + 1 FROM generations"
 _SELECT = f"SELECT {', '.join(_records.COLUMNS)} FROM generations"  # noqa: S608 - constant
 
@@ -308,6 +309,18 @@ class History:
             record_of(self._generation(row), str(self._folder.images / row["file"]))
             for row in self._rows()
         ]
+
+    def _image_files(self, ids: Sequence[str]) -> dict[str, str]:
+        """id -> image file, for these ids only (a comparison's cells, not the whole history)."""
+        wanted = list(dict.fromkeys(ids))
+        files: dict[str, str] = {}
+        for start in range(0, len(wanted), _IDS_PER_QUERY):
+            chunk = wanted[start : start + _IDS_PER_QUERY]
+            marks = ", ".join("?" * len(chunk))  # placeholders only: the ids are bound
+            sql = f"SELECT id, file FROM generations WHERE id IN ({marks})"  # noqa: S608
+            for row in self._query(sql, chunk):
+                files[row["id"]] = str(self._folder.images / row["file"])
+        return files
 
     def to_pandas(self) -> Any:
         """The records as a pandas DataFrame (`created` as UTC datetimes).

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mai_image_nb.classroom.files import read_tokens, write_tokens
-from mai_image_nb.classroom.journal import Journal
+from mai_image_nb.classroom.journal import Journal, Statement
 from mai_image_nb.classroom.ledger import Hold, Ledger, Refusal
 from mai_image_nb.classroom.roster import Roster
 from mai_image_nb.classroom.terms import LedgerError, hash_token
@@ -115,7 +115,8 @@ def test_a_failing_write_leaves_nothing_of_itself_and_spares_the_rest(
     # No writer thread: a waited write commits whatever is queued, its own last.
     try:
         journal.write([("INSERT INTO t VALUES (1)", ())])
-        bad = [("INSERT INTO t VALUES (2)", ()), ("INSERT INTO t VALUES (1)", ())]  # 2nd fails
+        # Its first statement would stand; its second fails: neither may stay.
+        bad: list[Statement] = [("INSERT INTO t VALUES (2)", ()), ("INSERT INTO t VALUES (1)", ())]
         if grouped:  # three writes in one commit, the failing one in the middle
             journal.write([("INSERT INTO t VALUES (3)", ())], wait=False)
             failed = journal.write(bad, wait=False)

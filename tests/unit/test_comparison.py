@@ -83,3 +83,20 @@ def test_records_are_json_safe_one_per_cell(client: mai.Client, server: OfflineS
     assert [r["ok"] for r in records] == [False, True, True, True]
     assert records[0]["error"] and records[1]["error"] is None
     assert records[1]["prompt"] == "a kite" and records[1]["aspect_ratio"] == "1:1"
+    images = (client.history.path / "images").resolve()  # type: ignore[union-attr]
+    assert records[0]["file"] is None
+    for record in records[1:]:  # each finished cell's own image file, from the history
+        assert Path(record["file"]).is_file() and Path(record["file"]).parent.resolve() == images
+    assert len({r["file"] for r in records[1:]}) == 3
+
+
+def test_records_look_up_only_their_cells_files(client: mai.Client) -> None:
+    client.generate("another picture, not in the grid")
+    grid = small_grid(client)
+    ids = [cell.generation.id for cell in grid.cells if cell.generation is not None]
+    history = client.history
+    assert history is not None and len(history) == 5
+    # More ids than one query binds, most unknown: only the cells' files come back.
+    asked = [f"missing-{i}" for i in range(1200)] + ids + ids
+    assert sorted(history._image_files(asked)) == sorted(ids)
+    assert {r["file"] for r in grid.to_records()} == set(history._image_files(ids).values())
