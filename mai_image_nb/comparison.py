@@ -171,9 +171,10 @@ class Comparison:
         (`id`, `sample`, `usd_spent`, `file`, ...; None for a failed cell).
         """
         from .analysis import cell_record
+        from .history import image_files
 
         ids = [cell.generation.id for cell in self.cells if cell.generation is not None]
-        files = self._history._image_files(ids) if self._history is not None and ids else {}
+        files = image_files(self._history, ids) if self._history is not None and ids else {}
         return [cell_record(cell, files) for cell in self.cells]
 
     def to_pandas(self) -> Any:

@@ -310,18 +310,6 @@ class History:
             for row in self._rows()
         ]
 
-    def _image_files(self, ids: Sequence[str]) -> dict[str, str]:
-        """id -> image file, for these ids only (a comparison's cells, not the whole history)."""
-        wanted = list(dict.fromkeys(ids))
-        files: dict[str, str] = {}
-        for start in range(0, len(wanted), _IDS_PER_QUERY):
-            chunk = wanted[start : start + _IDS_PER_QUERY]
-            marks = ", ".join("?" * len(chunk))  # placeholders only: the ids are bound
-            sql = f"SELECT id, file FROM generations WHERE id IN ({marks})"  # noqa: S608
-            for row in self._query(sql, chunk):
-                files[row["id"]] = str(self._folder.images / row["file"])
-        return files
-
     def to_pandas(self) -> Any:
         """The records as a pandas DataFrame (`created` as UTC datetimes).
 
@@ -382,3 +370,17 @@ class History:
             return f"<History {str(self.path)!r} (closed)>"
         mode = "" if self._read_only_cause is None else " (read-only)"
         return f"<History {str(self.path)!r} {len(self)} generations{mode}>"
+
+
+def image_files(history: History, ids: Sequence[str]) -> dict[str, str]:
+    """id -> image file for each of `ids` in `history`, reading those rows only (a comparison's
+    records name their cells' files without reading every record of the history)."""
+    wanted = list(dict.fromkeys(ids))
+    files: dict[str, str] = {}
+    for start in range(0, len(wanted), _IDS_PER_QUERY):
+        chunk = wanted[start : start + _IDS_PER_QUERY]
+        marks = ", ".join("?" * len(chunk))  # placeholders only: the ids are bound
+        sql = f"SELECT id, file FROM generations WHERE id IN ({marks})"  # noqa: S608
+        for row in history._query(sql, chunk):
+            files[row["id"]] = str(history._folder.images / row["file"])
+    return files

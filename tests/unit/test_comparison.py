@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import mai_image_nb as mai
+from mai_image_nb.history import image_files
 from mai_image_nb.offline import Fault, OfflineServer
 
 RATIOS = ("1:1", "16:9")
@@ -98,5 +99,5 @@ def test_records_look_up_only_their_cells_files(client: mai.Client) -> None:
     assert history is not None and len(history) == 5
     # More ids than one query binds, most unknown: only the cells' files come back.
     asked = [f"missing-{i}" for i in range(1200)] + ids + ids
-    assert sorted(history._image_files(asked)) == sorted(ids)
-    assert {r["file"] for r in grid.to_records()} == set(history._image_files(ids).values())
+    assert sorted(image_files(history, asked)) == sorted(ids)
+    assert {r["file"] for r in grid.to_records()} == set(image_files(history, ids).values())
