@@ -152,26 +152,21 @@ class Journal:
     def _commit(self, group: list[_Job]) -> bool:
         """Commit `group` in one transaction; False if the commit itself failed."""
         conn = self._writer
-        alone = len(group) == 1  # a savepoint only keeps one job's failure from the others'
         try:
             conn.execute("BEGIN IMMEDIATE")
             for job in group:
-                if not alone:
-                    conn.execute("SAVEPOINT job")
+                conn.execute("SAVEPOINT job")
                 try:
                     for sql, args in job.statements:
                         cursor = conn.execute(sql, args)
                         job.rowids.append(cursor.lastrowid)
                         job.rowcounts.append(cursor.rowcount)
-                    if not alone:
-                        conn.execute("RELEASE job")
+                    conn.execute("RELEASE job")
                 except sqlite3.Error as exc:
-                    conn.execute("ROLLBACK" if alone else "ROLLBACK TO job")
-                    if not alone:
-                        conn.execute("RELEASE job")
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
                     job.error = exc
-            if conn.in_transaction:
-                conn.execute("COMMIT")
+            conn.execute("COMMIT")
         except BaseException as exc:
             # The whole commit failed (a full disk, an I/O error, an interrupt): a waiting
             # caller hears of it; a write nobody waits for (a settlement) is queued again for
