@@ -8,23 +8,30 @@ so its wait is one commit, not a hand-over to another thread and back. Writes no
 for (settling, notes) ride along with the next such commit, or are committed by the writer
 thread within `FLUSH_DELAY_S`: one background commit for many writes, which then seldom
 holds the disk when a request is about to go upstream.
+
+The WAL file is grown to its working size when the journal opens (`presize_wal`): SQLite
+reuses the file from its start after each checkpoint, but a fresh one grows with every
+commit, and each commit's flush to disk then flushes the file's new length as well.
 """
 
 from __future__ import annotations
 
 import contextlib
 import queue
+import shutil
 import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BUSY_TIMEOUT_S", "Journal", "Statement"]
+__all__ = ["BUSY_TIMEOUT_S", "Journal", "Statement", "presize_wal"]
 
 BUSY_TIMEOUT_S = 30.0
 GROUP_MAX = 256  # writes committed together at most
 FLUSH_DELAY_S = 0.05  # how long a write nobody waits for may sit before the writer commits it
+WAL_FRAMES = 1024  # a little over SQLite's auto-checkpoint (1000 pages): the WAL's working size
+WAL_FREE_FACTOR = 16  # grow it only where the disk has this many times its size free
 
 Statement = tuple[str, Sequence[Any]]
 
@@ -54,14 +61,55 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def presize_wal(conn: sqlite3.Connection, path: Path) -> bool:
+    """Grow `path`'s WAL file to `WAL_FRAMES` pages, if it is smaller; True if it was grown.
+
+    A transaction larger than the page cache spills its pages into the WAL, and rolling it
+    back leaves the file that long with the database unchanged. The frames written after are
+    then overwrites, which flush faster than appends (bench/README.md, "ledger commit before
+    a send"). Skipped where the disk is short of space: the WAL then grows as it must, and a
+    full disk is the ledger's to report. (Should the disk fill while the WAL grows, the part
+    grown stays: later commits are written into it, needing no new space.)
+    """
+    wal = path.with_name(path.name + "-wal")
+    page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
+    wanted = WAL_FRAMES * (page_size + 24) + 32  # frame headers and the file's header
+    try:
+        if wal.stat().st_size >= wanted or shutil.disk_usage(path.parent).free < (
+            WAL_FREE_FACTOR * wanted
+        ):
+            return False
+    except OSError:
+        return False
+    cache_size = int(conn.execute("PRAGMA cache_size").fetchone()[0])
+    try:
+        conn.execute("PRAGMA cache_size = 16")  # pages: the blob below must spill
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("CREATE TABLE presize_wal (data BLOB)")
+        # A little more than wanted: the last pages stay in the cache, and are not written.
+        blob = (WAL_FRAMES + 64) * page_size
+        conn.execute("INSERT INTO presize_wal VALUES (zeroblob(?))", (blob,))
+    except sqlite3.Error:
+        return False  # the disk filled meanwhile: what was grown still takes commits
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        conn.execute(f"PRAGMA cache_size = {cache_size}")
+    return True
+
+
 class Journal:
     """Group-committing writes and locked reads over one SQLite file."""
 
-    def __init__(self, path: Path, schema: str) -> None:
+    def __init__(self, path: Path, schema: str, *, presize: bool = True) -> None:
+        """Open (creating) `path` with `schema`; `presize=False` leaves the WAL to grow as
+        SQLite grows it (the benchmark's baseline)."""
         self.path = path
         self._writer = connect(path)
         try:
             self._writer.executescript(schema)
+            if presize:
+                presize_wal(self._writer, path)
             self._reader = connect(path)
         except sqlite3.Error:
             self._writer.close()

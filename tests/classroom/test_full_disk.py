@@ -99,3 +99,25 @@ def test_the_gallery_stops_keeping_images_before_the_disk_is_full(
             assert not gallery.paused
             assert len(list((folder / "gallery").iterdir())) == 1
             assert room.status()[0]["images"] == 2
+
+
+def test_a_wal_growth_the_disk_cannot_hold_leaves_the_books_working(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The free-space check is passed (as if another writer filled the disk meanwhile): the
+    # growth stops part-way at a full disk, and the ledger still commits into what it grew.
+    monkeypatch.setattr(journal, "WAL_FREE_FACTOR", 0)
+    with tmpfs(tmp_path / "mnt", "2m") as mnt:
+        path = mnt / "j.db"
+        book = journal.Journal(path, "CREATE TABLE IF NOT EXISTS t (x INTEGER);")
+        try:
+            # Grown until the disk was full: part of the way.
+            assert 1024 * 1024 < (mnt / "j.db-wal").stat().st_size < journal.WAL_FRAMES * 4096
+            book.start()
+            for x in range(20):
+                book.write([("INSERT INTO t VALUES (?)", (x,))])  # waited: on disk
+        finally:
+            book.close()
+        with closing(sqlite3.connect(path)) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+            assert conn.execute("SELECT COUNT(*) FROM t").fetchone() == (20,)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from mai_image_nb.classroom import journal as journal_module
 from mai_image_nb.classroom.files import read_tokens, write_tokens
-from mai_image_nb.classroom.journal import Journal, Statement
+from mai_image_nb.classroom.journal import Journal, Statement, presize_wal
 from mai_image_nb.classroom.ledger import Hold, Ledger, Refusal
 from mai_image_nb.classroom.roster import Roster
 from mai_image_nb.classroom.terms import LedgerError, hash_token
@@ -149,6 +150,41 @@ def test_a_waited_write_makes_every_earlier_write_durable(tmp_path: Path) -> Non
             journal.write([("INSERT INTO t VALUES (?)", (x,))], wait=False)
         journal.write([("INSERT INTO t VALUES (50)", ())])
         assert _rows_seen_by_another_connection(path) == 51
+    finally:
+        assert journal.close()
+
+
+def test_the_wal_is_grown_once_to_its_working_size_and_the_data_is_untouched(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "j.db"
+    wal = tmp_path / "j.db-wal"
+    journal = Journal(path, "CREATE TABLE IF NOT EXISTS t (x INTEGER);")
+    journal.start()
+    try:
+        grown = wal.stat().st_size
+        assert grown >= journal_module.WAL_FRAMES * (4096 + 24)
+        journal.write([("INSERT INTO t VALUES (1)", ())])
+        with sqlite3.connect(path) as conn:
+            assert presize_wal(conn, path) is False  # already at size: nothing written
+            names = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+            assert names == {"t"}  # the rolled-back growth left nothing in the database
+            assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+            assert conn.execute("PRAGMA cache_size").fetchone()[0] != 16
+        assert wal.stat().st_size == grown  # commits reuse the grown file
+    finally:
+        assert journal.close()
+    assert _rows_seen_by_another_connection(path) == 1
+    assert (tmp_path / "j.db").stat().st_size < 64 * 1024
+
+
+def test_the_wal_is_not_grown_where_the_disk_is_short_of_space(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(journal_module, "WAL_FREE_FACTOR", 2**40)  # no disk has that much
+    journal = Journal(tmp_path / "j.db", "CREATE TABLE IF NOT EXISTS t (x INTEGER);")
+    try:
+        assert (tmp_path / "j.db-wal").stat().st_size < 64 * 1024
     finally:
         assert journal.close()
 
