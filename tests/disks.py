@@ -35,7 +35,13 @@ def tmpfs(where: Path, size: str) -> Iterator[Path]:
     try:
         yield where
     finally:
-        _run("umount", str(where))
+        try:
+            _run("umount", str(where))
+        except subprocess.CalledProcessError:
+            # Still busy (a test left a file open): detach it anyway, so no mount outlives
+            # the test inside pytest's temporary folders, then fail the test.
+            _run("umount", "--lazy", str(where))
+            raise
 
 
 def remount_read_only(where: Path) -> None:
