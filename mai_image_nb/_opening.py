@@ -2,8 +2,9 @@
 
 A damaged database is moved aside (never deleted) and rebuilt from the records beside the
 images. A folder that cannot be written is served read-only: from its database file when it
-opens, else from an index rebuilt in memory. Imports nothing from the package but
-`_reconcile`, `_sqlite` and `errors`.
+opens and lists every image, else from an index in memory (the file's rows copied, and the
+images it lacks adopted from their records; or, without a file, all rebuilt). Imports
+nothing from the package but `_reconcile`, `_sqlite` and `errors`.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ import itertools
 import os
 import sqlite3
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import quote
 
 from . import _sqlite
-from ._reconcile import Folder, reconcile
+from ._reconcile import Folder, has_orphans, reconcile
 
 __all__ = ["Opened", "move_aside", "open_database"]
 
@@ -110,19 +112,40 @@ def _reconcile_on_open(conn: sqlite3.Connection, folder: Folder) -> None:
 
 
 def _open_read_only(folder: Folder, db_path: Path, cause: str) -> Opened:
-    """The database file opened read-only, or (missing, damaged) an index in memory rebuilt
-    from the records, so a folder that cannot be written still serves its images."""
+    """The database file opened read-only, or an index in memory (the file lacks images that
+    have records; or it is missing or damaged), so a folder that cannot be written still
+    serves every image it holds."""
     if db_path.exists():
         # immutable=1 (no -shm needed, the WAL ignored) only where nothing can write anyway
         frozen = not os.access(db_path.parent, os.W_OK)
         for options in ("mode=ro", "mode=ro&immutable=1") if frozen else ("mode=ro",):
             uri = f"file:{quote(str(db_path))}?{options}"
             opened = _try_read_only(uri, db_path, cause)
-            if opened is not None:
+            if opened is None:
+                continue
+            try:
+                orphaned = has_orphans(opened.writer, folder)
+            except BaseException:
+                opened.writer.close()
+                raise
+            if not orphaned:
                 return opened
+            # A writer killed between an image and its row left an orphan that no open
+            # could adopt since: list it too, from a copy in memory.
+            with closing(opened.writer):
+                return _in_memory(folder, db_path, cause, copy_of=opened.writer)
+    return _in_memory(folder, db_path, cause, copy_of=None)
+
+
+def _in_memory(
+    folder: Folder, db_path: Path, cause: str, *, copy_of: sqlite3.Connection | None
+) -> Opened:
+    """An index in memory: `copy_of`'s rows (else none), with the folder's orphans adopted."""
     name = f"file:mai-history-{os.getpid()}-{next(_memory_ids)}?mode=memory&cache=shared"
     conn = _sqlite.connect(name, uri=True)
     try:
+        if copy_of is not None:
+            copy_of.backup(conn)
         _sqlite.migrate(conn, db_path)
         with _sqlite.immediate(conn):
             reconcile(conn, folder, writable=False)

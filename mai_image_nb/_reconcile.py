@@ -23,7 +23,7 @@ from typing import Any
 from . import _records, _sqlite
 from ._records import COLUMNS, RECORD_SUFFIX
 
-__all__ = ["Folder", "Outcome", "insert_row", "reconcile"]
+__all__ = ["Folder", "Outcome", "has_orphans", "insert_row", "reconcile"]
 
 _INSERT = (
     f"INSERT INTO generations ({', '.join(COLUMNS)}) "  # noqa: S608 - constant column list
@@ -84,6 +84,16 @@ def _names(folder: Path) -> list[str]:
 
 def _is_temp(name: str) -> bool:
     return name.startswith(".") and name.endswith(".tmp")
+
+
+def has_orphans(conn: sqlite3.Connection, folder: Folder) -> bool:
+    """Whether an image with a sidecar has no row (what `reconcile` would adopt)."""
+    images = {name for name in _names(folder.images) if not _is_temp(name)}
+    if not images:
+        return False
+    rows = {file for (file,) in conn.execute("SELECT file FROM generations")}
+    record_names = set(_names(folder.records))
+    return any(name + RECORD_SUFFIX in record_names for name in images - rows)
 
 
 def reconcile(conn: sqlite3.Connection, folder: Folder, *, writable: bool) -> Outcome:

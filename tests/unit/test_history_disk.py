@@ -235,6 +235,32 @@ def test_a_read_only_folder_without_its_database_is_indexed_in_memory(
         assert not (folder / DB_NAME).exists()
 
 
+def test_a_read_only_folder_lists_images_whose_writer_was_killed_before_their_row(
+    server: OfflineServer, tmp_path: Path
+) -> None:
+    # An image and its record landed, its row did not (the writer killed between them), and
+    # the folder became read-only before any open could adopt it.
+    if not CAN_MOUNT:
+        pytest.skip("needs root and mount: a real read-only filesystem")
+    with tmpfs(tmp_path / "mnt", "8m") as mnt:
+        folder = mnt / "h"
+        stored = fill_with_client(server, folder)
+        orphan_id, orphan_data = stored[PROMPTS[1]]
+        with closing(sqlite3.connect(folder / DB_NAME)) as conn, conn:
+            conn.execute("DELETE FROM generations WHERE id = ?", (orphan_id,))
+        files_before = sorted(p.relative_to(folder) for p in folder.rglob("*"))
+        remount_read_only(mnt)
+
+        with History(folder) as history:
+            assert "read-only" in repr(history)
+            assert sorted(g.id for g in history) == sorted(gid for gid, _ in stored.values())
+            orphan = history[orphan_id]
+            assert orphan.prompt == PROMPTS[1] and orphan.data == orphan_data
+            assert [g.id for g in history.search(PROMPTS[1])] == [orphan_id]
+        assert_served_from_cache(server, folder, stored)
+        assert sorted(p.relative_to(folder) for p in folder.rglob("*")) == files_before
+
+
 def test_a_full_disk_keeps_new_images_in_memory_with_one_warning(
     server: OfflineServer, tmp_path: Path
 ) -> None:
