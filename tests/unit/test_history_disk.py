@@ -15,7 +15,7 @@ import shutil
 import sqlite3
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
@@ -171,13 +171,18 @@ def test_a_folder_from_before_records_is_migrated(tmp_path: Path) -> None:
 
 @contextmanager
 def read_only_folder(
-    tmp_path: Path, server: OfflineServer
+    tmp_path: Path,
+    server: OfflineServer,
+    prepare: Callable[[Path, dict[str, tuple[str, bytes]]], None] | None = None,
 ) -> Iterator[tuple[Path, dict[str, tuple[str, bytes]]]]:
-    """A history folder holding three images, then made read-only for real."""
+    """A history folder holding three images (then changed by `prepare`, if given), then
+    made read-only for real."""
     if CAN_MOUNT:
         with tmpfs(tmp_path / "mnt", "8m") as mnt:
             folder = mnt / "h"
             stored = fill_with_client(server, folder)
+            if prepare is not None:
+                prepare(folder, stored)
             remount_read_only(mnt)
             yield folder, stored
         return
@@ -185,6 +190,8 @@ def read_only_folder(
         pytest.skip("root without mount: chmod cannot make a folder read-only for root")
     folder = tmp_path / "h"
     stored = fill_with_client(server, folder)
+    if prepare is not None:
+        prepare(folder, stored)
     modes = [(p, p.stat().st_mode) for p in [folder, *folder.iterdir()] if p.is_dir()]
     for path, _ in modes:
         path.chmod(0o555)
@@ -222,15 +229,12 @@ def test_a_read_only_folder_serves_its_images_and_keeps_new_ones_in_memory(
 def test_a_read_only_folder_without_its_database_is_indexed_in_memory(
     server: OfflineServer, tmp_path: Path
 ) -> None:
-    if not CAN_MOUNT:
-        pytest.skip("needs root and mount: a real read-only filesystem")
-    with tmpfs(tmp_path / "mnt", "8m") as mnt:
-        folder = mnt / "h"
-        stored = fill_with_client(server, folder)
+    def lose_the_database(folder: Path, stored: object) -> None:
         for name in os.listdir(folder):
             if name.startswith(DB_NAME):
                 (folder / name).unlink()
-        remount_read_only(mnt)
+
+    with read_only_folder(tmp_path, server, lose_the_database) as (folder, stored):
         assert_served_from_cache(server, folder, stored)
         assert not (folder / DB_NAME).exists()
 
@@ -240,17 +244,13 @@ def test_a_read_only_folder_lists_images_whose_writer_was_killed_before_their_ro
 ) -> None:
     # An image and its record landed, its row did not (the writer killed between them), and
     # the folder became read-only before any open could adopt it.
-    if not CAN_MOUNT:
-        pytest.skip("needs root and mount: a real read-only filesystem")
-    with tmpfs(tmp_path / "mnt", "8m") as mnt:
-        folder = mnt / "h"
-        stored = fill_with_client(server, folder)
-        orphan_id, orphan_data = stored[PROMPTS[1]]
+    def lose_a_row(folder: Path, stored: dict[str, tuple[str, bytes]]) -> None:
         with closing(sqlite3.connect(folder / DB_NAME)) as conn, conn:
-            conn.execute("DELETE FROM generations WHERE id = ?", (orphan_id,))
-        files_before = sorted(p.relative_to(folder) for p in folder.rglob("*"))
-        remount_read_only(mnt)
+            conn.execute("DELETE FROM generations WHERE id = ?", (stored[PROMPTS[1]][0],))
 
+    with read_only_folder(tmp_path, server, lose_a_row) as (folder, stored):
+        orphan_id, orphan_data = stored[PROMPTS[1]]
+        files_before = sorted(p.relative_to(folder) for p in folder.rglob("*"))
         with History(folder) as history:
             assert "read-only" in repr(history)
             assert sorted(g.id for g in history) == sorted(gid for gid, _ in stored.values())
