@@ -82,19 +82,22 @@ def presize_wal(conn: sqlite3.Connection, path: Path) -> bool:
     except OSError:
         return False
     cache_size = int(conn.execute("PRAGMA cache_size").fetchone()[0])
+    busy_ms = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
     try:
         conn.execute("PRAGMA cache_size = 16")  # pages: the blob below must spill
+        conn.execute("PRAGMA busy_timeout = 0")  # another writer at work: not worth a wait
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("CREATE TABLE presize_wal (data BLOB)")
         # A little more than wanted: the last pages stay in the cache, and are not written.
         blob = (WAL_FRAMES + 64) * page_size
         conn.execute("INSERT INTO presize_wal VALUES (zeroblob(?))", (blob,))
     except sqlite3.Error:
-        return False  # the disk filled meanwhile: what was grown still takes commits
+        return False  # locked, or the disk filled meanwhile (what was grown takes commits)
     finally:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         conn.execute(f"PRAGMA cache_size = {cache_size}")
+        conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
     return True
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from mai_image_nb.classroom import journal as journal_module
 from mai_image_nb.classroom.files import read_tokens, write_tokens
-from mai_image_nb.classroom.journal import Journal, Statement, presize_wal
+from mai_image_nb.classroom.journal import BUSY_TIMEOUT_S, Journal, Statement, presize_wal
 from mai_image_nb.classroom.ledger import Hold, Ledger, Refusal
 from mai_image_nb.classroom.roster import Roster
 from mai_image_nb.classroom.terms import LedgerError, hash_token
@@ -176,6 +178,24 @@ def test_the_wal_is_grown_once_to_its_working_size_and_the_data_is_untouched(
         assert journal.close()
     assert _rows_seen_by_another_connection(path) == 1
     assert (tmp_path / "j.db").stat().st_size < 64 * 1024
+
+
+def test_the_wal_is_not_grown_while_another_connection_writes(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    with closing(journal_module.connect(path)) as other:
+        other.execute("CREATE TABLE t (x INTEGER)")
+        other.execute("BEGIN IMMEDIATE")  # holds the write lock
+        began = time.monotonic()
+        journal = Journal(path, "CREATE TABLE IF NOT EXISTS t (x INTEGER);")
+        took = time.monotonic() - began
+        other.execute("ROLLBACK")
+    try:
+        assert took < BUSY_TIMEOUT_S / 2  # it did not wait out the lock for an optimisation
+        assert (tmp_path / "j.db-wal").stat().st_size < 64 * 1024
+        journal.start()
+        journal.write([("INSERT INTO t VALUES (1)", ())])  # and it writes as usual
+    finally:
+        assert journal.close()
 
 
 def test_the_wal_is_not_grown_where_the_disk_is_short_of_space(
