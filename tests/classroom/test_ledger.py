@@ -167,12 +167,11 @@ def test_the_wal_is_grown_once_to_its_working_size_and_the_data_is_untouched(
         grown = wal.stat().st_size
         assert grown >= journal_module.WAL_FRAMES * (4096 + 24)
         journal.write([("INSERT INTO t VALUES (1)", ())])
-        with sqlite3.connect(path) as conn:
+        with closing(sqlite3.connect(path)) as conn:
             assert presize_wal(conn, path) is False  # already at size: nothing written
             names = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
             assert names == {"t"}  # the rolled-back growth left nothing in the database
             assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-            assert conn.execute("PRAGMA cache_size").fetchone()[0] != 16
         assert wal.stat().st_size == grown  # commits reuse the grown file
     finally:
         assert journal.close()
