@@ -179,6 +179,17 @@ def test_the_wal_is_grown_once_to_its_working_size_and_the_data_is_untouched(
     assert (tmp_path / "j.db").stat().st_size < 64 * 1024
 
 
+def test_growing_the_wal_leaves_the_connections_settings_as_they_were(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    with closing(journal_module.connect(path)) as conn:
+        conn.execute("CREATE TABLE t (x INTEGER)")
+        settings = "PRAGMA cache_size", "PRAGMA busy_timeout"
+        before = [conn.execute(pragma).fetchone() for pragma in settings]
+        assert presize_wal(conn, path) is True
+        assert [conn.execute(pragma).fetchone() for pragma in settings] == before
+        assert not conn.in_transaction
+
+
 def test_the_wal_is_not_grown_while_another_connection_writes(tmp_path: Path) -> None:
     path = tmp_path / "j.db"
     with closing(journal_module.connect(path)) as other:
