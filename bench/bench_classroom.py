@@ -206,6 +206,46 @@ def bench_overhead(quick: bool) -> list[Row]:
     ]  # fmt: skip
 
 
+def bench_overhead_at_once(quick: bool) -> Row:
+    """The overhead row's question with 50 requests at the gateway at once (there, taking
+    turns with two other arms, about 17 are): 50 students through the gateway and, at the
+    same time, the same 50 straight to the simulator, as two groups of threads."""
+    students, per_student = 50, 4 if quick else 10
+    sim = _simulator(latency_s=1.0)
+    times: dict[str, list[float]] = {}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) / "class"
+            gateway = GatewayProcess(folder, _students(Path(tmp), students), sim.url, KEY,
+                                     "--max-inflight", "64")  # fmt: skip
+            tokens = read_tokens(folder)
+            groups = {"via": (gateway.url, tokens), "direct": (sim.url, dict.fromkeys(tokens, KEY))}
+
+            def group(arm: str) -> None:
+                times[arm] = _run_interleaved({arm: groups[arm]}, per_student, 1.0,
+                                              warm_up=True)[arm]  # fmt: skip
+
+            threads = [threading.Thread(target=group, args=(arm,)) for arm in groups]
+            try:
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join(600)
+                    assert not thread.is_alive()
+            finally:
+                gateway.stop()
+    finally:
+        sim.close()
+    assert set(times) == {"via", "direct"}, "a group failed (its error is printed above)"
+    added = statistics.median(times["via"]) - statistics.median(times["direct"])
+    return Row(
+        "gateway: 50 students' requests at it at once (beside 50 straight to the simulator)",
+        times["via"], "simulator directly, at the same time", times["direct"],
+        goal="(the first row at 3× its load at the gateway)", ok=None,
+        note=f"added per request: median {added:.2f} ms ({len(times['via'])} requests each way)",
+    )  # fmt: skip
+
+
 def bench_class(quick: bool) -> Row:
     students = 60 if quick else 200
     per_student, inflight, latency_s = 3, 64, 1.0
@@ -316,4 +356,7 @@ def bench_commit(quick: bool) -> Row:
 
 
 def run(*, quick: bool = False) -> list[Row]:
-    return [*bench_overhead(quick), bench_class(quick), bench_crashes(quick), bench_commit(quick)]
+    return [
+        *bench_overhead(quick), bench_overhead_at_once(quick), bench_class(quick),
+        bench_crashes(quick), bench_commit(quick),
+    ]  # fmt: skip
