@@ -202,9 +202,11 @@ def bench_overhead(quick: bool) -> list[Row]:
             finally:
                 gateway.stop()
     finally:
-        fsync_ms = commits.median_ms()
-        hop.close()
-        sim.close()
+        try:
+            fsync_ms = commits.median_ms()
+        finally:
+            hop.close()
+            sim.close()
     added = statistics.median(via) - statistics.median(direct)
     hop_ms = statistics.median(bare) - statistics.median(direct)
     return [
