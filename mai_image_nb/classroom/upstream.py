@@ -6,8 +6,10 @@ leaves in one write right after, so a crash between "marked sent" and "sent" has
 of microseconds, not the milliseconds a full HTTP library spends preparing a request. The
 answer is read by `http.client` (`QuickResponse`). The body sent is rebuilt from the
 validated fields; no header of the student's is passed on; whatever comes back is scrubbed
-of the key before a student can see it. (No proxy support: the gateway connects to the
-upstream directly.)
+of the key before a student can see it. The request asks for the answer uncompressed (HTTP
+lets a server compress one that does not say); a gzip or deflate answer is decoded all the
+same, within the size cap, since the students' clients are told nothing of its coding. (No
+proxy support: the gateway connects to the upstream directly.)
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import queue
 import ssl
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -35,7 +38,10 @@ MAX_REDIRECTS = 5
 STALE_FAILURE_S = 0.5  # a reused connection failing this soon was closed before our request
 POOL_MAX = 256  # idle keep-alive connections kept
 HIDDEN = b"<hidden>"
+ERROR_ANSWER_MAX_BYTES = 64 * 1024  # an error's body is a message: more is cut off
 _CHUNK = 64 * 1024
+_ZLIB_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS,
+               "deflate": zlib.MAX_WBITS}  # fmt: skip
 
 
 def header_safe(text: str) -> bool:
@@ -46,6 +52,38 @@ def header_safe(text: str) -> bool:
 def scrub(data: bytes, secret: bytes) -> bytes:
     """`data` with every copy of `secret` replaced by <hidden>."""
     return data.replace(secret, HIDDEN) if secret and secret in data else data
+
+
+def _decoded(data: bytes, coding: str, status: int) -> bytes:
+    """An answer's body without its gzip or deflate coding, within the size cap for `status`.
+
+    Raises:
+        ResponseError: a 2xx answer in another coding, corrupt, cut short or over the cap
+            once decoded (an error's body that cannot be read comes back empty instead: its
+            status says enough).
+    """
+    limit = transport.MAX_ANSWER_BYTES if status < 300 else ERROR_ANSWER_MAX_BYTES
+    wbits = _ZLIB_WBITS.get(coding)
+    try:
+        if wbits is None:
+            raise ResponseError(f"the answer is in a coding the gateway cannot read: "
+                                f"{coding[:40]!r}")  # fmt: skip
+        # "deflate" is zlib-wrapped by the standard, and raw in some servers: try both.
+        for bits in (wbits, -zlib.MAX_WBITS) if coding == "deflate" else (wbits,):
+            decoder = zlib.decompressobj(bits)
+            try:
+                out = decoder.decompress(data, limit + 1)
+            except zlib.error:
+                continue
+            if len(out) > limit:
+                raise ResponseError(f"the answer is over the cap of {limit:,} bytes, decoded")
+            if decoder.eof:
+                return out
+        raise ResponseError(f"the answer's {coding} body is corrupt or cut short")
+    except ResponseError:
+        if status < 300:
+            raise
+        return b""
 
 
 class Upstream:
@@ -72,7 +110,8 @@ class Upstream:
         self._secret = (api_key or "").encode("utf-8")
         head = [f"POST {parts.path.rstrip('/')}/v1/images/generations HTTP/1.1",
                 f"Host: {parts.netloc.rpartition('@')[2]}", "Content-Type: application/json",
-                "Accept: application/json", f"User-Agent: {transport.USER_AGENT}"]  # fmt: skip
+                "Accept: application/json", "Accept-Encoding: identity",
+                f"User-Agent: {transport.USER_AGENT}"]  # fmt: skip
         if api_key:
             head.append(f"Authorization: Bearer {api_key}")
         self._head = "".join(line + "\r\n" for line in head).encode("ascii")
@@ -90,7 +129,7 @@ class Upstream:
 
         Raises:
             APIConnectionError / APITimeoutError: the service could not be reached in time.
-            ResponseError: a 2xx answer over the size cap.
+            ResponseError: a 2xx answer over the size cap, or in a coding that cannot be read.
         """
         data = json.dumps(body, ensure_ascii=False).encode("utf-8")
         request = self._head + b"Content-Length: %d\r\n\r\n" % len(data) + data
@@ -122,6 +161,10 @@ class Upstream:
         except ResponseError:
             conn.close()
             raise
+        coding = reply_headers.pop("content-encoding", "").strip().lower()
+        if coding not in ("", "identity"):
+            reply_headers.pop("content-length", None)  # of the coded body
+            answer = _decoded(answer, coding, status)
         scrubbed = requests.structures.CaseInsensitiveDict(
             {k: self.scrub_text(v) for k, v in reply_headers.items()}
         )
@@ -136,7 +179,7 @@ class Upstream:
         sock.sendall(request)
         response = QuickResponse(sock, method="POST")
         response.begin()
-        limit = transport.MAX_ANSWER_BYTES if response.status < 300 else 64 * 1024
+        limit = transport.MAX_ANSWER_BYTES if response.status < 300 else ERROR_ANSWER_MAX_BYTES
         declared = response.getheader("content-length", "")
         if response.status < 300 and declared.isdigit() and int(declared) > limit:
             raise ResponseError(f"the answer is {int(declared):,} bytes; the cap is {limit:,}")

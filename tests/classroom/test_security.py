@@ -9,6 +9,7 @@ import json
 import logging
 import stat
 import threading
+import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,7 +18,9 @@ from typing import Any
 import pytest
 
 import mai_image_nb as mai
+from mai_image_nb import transport
 from mai_image_nb.classroom import Classroom
+from mai_image_nb.client import DEFAULT_USD_PER_IMAGE
 from mai_image_nb.offline import render_png
 from mai_image_nb.transport import USER_AGENT
 
@@ -56,6 +59,8 @@ class _FakeUpstream(BaseHTTPRequestHandler):
                 part = data[i : i + 1000]
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
             self.wfile.write(b"0\r\n\r\n")
+        elif prompt.startswith("coded "):  # "coded <coding> [<status>]": a compressed answer
+            self._coded(auth, *prompt.split()[1:])
         elif prompt.startswith("hang up"):  # answer, then drop the kept-alive connection
             self._answer(
                 200,
@@ -72,6 +77,32 @@ class _FakeUpstream(BaseHTTPRequestHandler):
                 "meta": {"usage": {"credits_used": 1, "usd_spent": 0.05}},
                 "echo": auth,
             }, {"x-request-id": auth})  # fmt: skip
+
+    def _coded(self, auth: str, coding: str, status: str = "200") -> None:
+        """An answer compressed whatever the request asked, as HTTP lets a server do when
+        a request names no coding: gzip, deflate (zlib-wrapped), raw deflate ("raw" here),
+        brotli ("br": bytes the gateway cannot read), a gzip cut short ("cut"), and a gzip
+        of zeros larger than the cap once decoded ("bomb")."""
+        image = {"data": [{"b64_json": base64.b64encode(PNG).decode()}],
+                 "meta": {"usage": {"credits_used": 1, "usd_spent": 0.05}},
+                 "echo": auth}  # a key repeated inside a compressed body is hidden too  # fmt: skip
+        error = {"message": "the service is down"}
+        payload = json.dumps(image if status == "200" else error).encode()
+        data = {
+            "gzip": lambda: zlib.compress(payload, wbits=31),
+            "deflate": lambda: zlib.compress(payload),
+            "raw": lambda: zlib.compress(payload, wbits=-15),
+            "br": lambda: b"\x1b\x00\x00\x00 not brotli that we could read",
+            "cut": lambda: zlib.compress(payload, wbits=31)[:-20],
+            "bomb": lambda: zlib.compress(b"0" * (transport.MAX_ANSWER_BYTES + 1), wbits=31),
+        }[coding]()
+        name = {"raw": "deflate", "cut": "gzip", "bomb": "gzip"}.get(coding, coding)
+        self.send_response(int(status))
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Encoding", name)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def _answer(self, code: int, payload: dict[str, Any], headers: dict[str, str]) -> None:
         data = json.dumps(payload).encode()
@@ -170,7 +201,7 @@ def test_student_headers_are_not_forwarded(fake: ThreadingHTTPServer, folder: Pa
     assert fake.paths == ["/v1/images/generations"]  # type: ignore[attr-defined]
     assert headers == {
         "host": f"127.0.0.1:{fake.server_address[1]}", "content-type": "application/json",
-        "accept": "application/json", "user-agent": USER_AGENT,
+        "accept": "application/json", "accept-encoding": "identity", "user-agent": USER_AGENT,
         "authorization": f"Bearer {TEACHER_KEY}", "content-length": str(len(body)),
     }  # fmt: skip
     assert json.loads(body) == {"model": "microsoft/mai-image-2.5", "prompt": "a fox"}
@@ -186,6 +217,68 @@ def test_a_chunked_answer_is_passed_on_whole(fake: ThreadingHTTPServer, folder: 
         assert answer.status_code == 200
         assert base64.b64decode(answer.json()["data"][0]["b64_json"]) == PNG
     assert row["spent_usd"] == 0.1
+
+
+def test_a_compressed_answer_reaches_the_student_decoded(
+    fake: ThreadingHTTPServer, folder: Path
+) -> None:
+    """The gateway asks for no compression; a service compressing anyway is decoded, since the
+    student's client is told nothing of the coding (and the key, scrubbed from what the
+    service sends, must be looked for in the decoded body). An error's message is decoded
+    too."""
+    url = f"http://127.0.0.1:{fake.server_address[1]}"
+    with Classroom(folder, upstream=url, api_key=TEACHER_KEY) as room:
+        token = room.add_students(["ada"])["ada"]
+        answers = [post(room.url, token, {"prompt": f"coded {c}"}) for c in ("gzip", "deflate",
+                                                                               "raw")]  # fmt: skip
+        failed = post(room.url, token, {"prompt": "coded gzip 503"})
+        (row,) = room.status()
+    for answer in answers:
+        assert answer.status_code == 200, answer.text
+        assert "content-encoding" not in answer.headers
+        assert base64.b64decode(answer.json()["data"][0]["b64_json"]) == PNG
+        assert answer.json()["echo"] == "Bearer <hidden>"
+    assert failed.status_code == 503
+    assert failed.json() == {"message": "the service is down"}
+    assert row["spent_usd"] == 0.15  # each charged what the service reported
+    assert all(h["accept-encoding"] == "identity" for h, _ in fake.seen)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("coding", "says"),
+    [("br", "coding the gateway cannot read: 'br'"), ("cut", "corrupt or cut short"),
+     ("bomb", "over the cap")],
+)  # fmt: skip
+def test_a_compressed_answer_that_cannot_be_read_is_a_502_charged_at_the_estimate(
+    fake: ThreadingHTTPServer, folder: Path, monkeypatch: pytest.MonkeyPatch, coding: str,
+    says: str,
+) -> None:  # fmt: skip
+    """A 2xx the gateway cannot decode was made, and so may have been paid for: the student
+    hears why in one line and is charged the estimate, as for any unusable answer."""
+    monkeypatch.setattr(transport, "MAX_ANSWER_BYTES", 256 * 1024)  # a small bomb will do
+    url = f"http://127.0.0.1:{fake.server_address[1]}"
+    with Classroom(folder, upstream=url, api_key=TEACHER_KEY) as room:
+        token = room.add_students(["ada"])["ada"]
+        answer = post(room.url, token, {"prompt": f"coded {coding}"})
+        again = post(room.url, token, {"prompt": "coded gzip"})  # the connection still serves
+        (row,) = room.status()
+    assert answer.status_code == 502
+    assert says in answer.json()["message"]
+    assert again.status_code == 200
+    assert row["spent_usd"] == pytest.approx(DEFAULT_USD_PER_IMAGE + 0.05)
+
+
+def test_an_error_answer_that_cannot_be_decoded_keeps_its_status(
+    fake: ThreadingHTTPServer, folder: Path
+) -> None:
+    url = f"http://127.0.0.1:{fake.server_address[1]}"
+    with Classroom(folder, upstream=url, api_key=TEACHER_KEY) as room:
+        token = room.add_students(["ada"])["ada"]
+        answer = post(room.url, token, {"prompt": "coded br 500"})
+        (row,) = room.status()
+    assert answer.status_code == 500
+    assert answer.content == b""  # the undecodable message is dropped, the status stays
+    assert row["spent_usd"] == 0.0  # the service reported no cost
 
 
 @pytest.mark.parametrize("key", [f"{TEACHER_KEY}\n", f"{TEACHER_KEY} x", "sk-\u00e9t\u00e9"])
