@@ -24,7 +24,7 @@ from mai_image_nb.client import DEFAULT_USD_PER_IMAGE
 from mai_image_nb.offline import render_png
 from mai_image_nb.transport import USER_AGENT
 
-from .conftest import TEACHER_KEY, admin_post, get, post
+from .conftest import TEACHER_KEY, admin_post, assert_no_gateway_threads, get, post
 
 PNG = render_png("a canary", "1:1", 0, variation=0, scale=0.0625)
 
@@ -129,6 +129,15 @@ def fake() -> Iterator[ThreadingHTTPServer]:
     server.server_close()
 
 
+@pytest.fixture
+def ada(fake: ThreadingHTTPServer, folder: Path) -> Iterator[tuple[Classroom, str]]:
+    """A class over the fake upstream with one student, ada: the class and her token."""
+    url = f"http://127.0.0.1:{fake.server_address[1]}"
+    with Classroom(folder, upstream=url, api_key=TEACHER_KEY) as room:
+        yield room, room.add_students(["ada"])["ada"]
+    assert_no_gateway_threads()
+
+
 def test_keys_and_tokens_stay_where_they_belong(
     fake: ThreadingHTTPServer, folder: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -220,19 +229,16 @@ def test_a_chunked_answer_is_passed_on_whole(fake: ThreadingHTTPServer, folder: 
 
 
 def test_a_compressed_answer_reaches_the_student_decoded(
-    fake: ThreadingHTTPServer, folder: Path
+    fake: ThreadingHTTPServer, ada: tuple[Classroom, str]
 ) -> None:
     """The gateway asks for no compression; a service compressing anyway is decoded, since the
     student's client is told nothing of the coding (and the key, scrubbed from what the
     service sends, must be looked for in the decoded body). An error's message is decoded
     too."""
-    url = f"http://127.0.0.1:{fake.server_address[1]}"
-    with Classroom(folder, upstream=url, api_key=TEACHER_KEY) as room:
-        token = room.add_students(["ada"])["ada"]
-        answers = [post(room.url, token, {"prompt": f"coded {c}"}) for c in ("gzip", "deflate",
-                                                                               "raw")]  # fmt: skip
-        failed = post(room.url, token, {"prompt": "coded gzip 503"})
-        (row,) = room.status()
+    room, token = ada
+    answers = [post(room.url, token, {"prompt": f"coded {c}"}) for c in ("gzip", "deflate", "raw")]
+    failed = post(room.url, token, {"prompt": "coded gzip 503"})
+    (row,) = room.status()
     for answer in answers:
         assert answer.status_code == 200, answer.text
         assert "content-encoding" not in answer.headers
@@ -250,18 +256,15 @@ def test_a_compressed_answer_reaches_the_student_decoded(
      ("bomb", "over the cap")],
 )  # fmt: skip
 def test_a_compressed_answer_that_cannot_be_read_is_a_502_charged_at_the_estimate(
-    fake: ThreadingHTTPServer, folder: Path, monkeypatch: pytest.MonkeyPatch, coding: str,
-    says: str,
-) -> None:  # fmt: skip
+    ada: tuple[Classroom, str], monkeypatch: pytest.MonkeyPatch, coding: str, says: str
+) -> None:
     """A 2xx the gateway cannot decode was made, and so may have been paid for: the student
     hears why in one line and is charged the estimate, as for any unusable answer."""
     monkeypatch.setattr(transport, "MAX_ANSWER_BYTES", 256 * 1024)  # a small bomb will do
-    url = f"http://127.0.0.1:{fake.server_address[1]}"
-    with Classroom(folder, upstream=url, api_key=TEACHER_KEY) as room:
-        token = room.add_students(["ada"])["ada"]
-        answer = post(room.url, token, {"prompt": f"coded {coding}"})
-        again = post(room.url, token, {"prompt": "coded gzip"})  # the connection still serves
-        (row,) = room.status()
+    room, token = ada
+    answer = post(room.url, token, {"prompt": f"coded {coding}"})
+    again = post(room.url, token, {"prompt": "coded gzip"})  # the connection still serves
+    (row,) = room.status()
     assert answer.status_code == 502
     assert says in answer.json()["message"]
     assert again.status_code == 200
@@ -269,13 +272,11 @@ def test_a_compressed_answer_that_cannot_be_read_is_a_502_charged_at_the_estimat
 
 
 def test_an_error_answer_that_cannot_be_decoded_keeps_its_status(
-    fake: ThreadingHTTPServer, folder: Path
+    ada: tuple[Classroom, str],
 ) -> None:
-    url = f"http://127.0.0.1:{fake.server_address[1]}"
-    with Classroom(folder, upstream=url, api_key=TEACHER_KEY) as room:
-        token = room.add_students(["ada"])["ada"]
-        answer = post(room.url, token, {"prompt": "coded br 500"})
-        (row,) = room.status()
+    room, token = ada
+    answer = post(room.url, token, {"prompt": "coded br 500"})
+    (row,) = room.status()
     assert answer.status_code == 500
     assert answer.content == b""  # the undecodable message is dropped, the status stays
     assert row["spent_usd"] == 0.0  # the service reported no cost
@@ -290,13 +291,11 @@ def test_a_key_no_header_can_carry_is_refused_without_showing_it(folder: Path, k
 
 
 def test_a_kept_alive_connection_the_service_closed_is_replaced_once(
-    fake: ThreadingHTTPServer, folder: Path
+    fake: ThreadingHTTPServer, ada: tuple[Classroom, str]
 ) -> None:
-    url = f"http://127.0.0.1:{fake.server_address[1]}"
-    with Classroom(folder, upstream=url, api_key=TEACHER_KEY) as room:
-        token = room.add_students(["ada"])["ada"]
-        codes = [post(room.url, token, {"prompt": f"hang up {i}"}).status_code for i in range(3)]
-        (row,) = room.status()
+    room, token = ada
+    codes = [post(room.url, token, {"prompt": f"hang up {i}"}).status_code for i in range(3)]
+    (row,) = room.status()
     assert codes == [200, 200, 200]
     prompts = [json.loads(body)["prompt"] for _, body in fake.seen]  # type: ignore[attr-defined]
     assert prompts == ["hang up 0", "hang up 1", "hang up 2"]  # each sent once, none repeated
