@@ -42,6 +42,7 @@ ERROR_ANSWER_MAX_BYTES = 64 * 1024  # an error's body is a message: more is cut 
 _CHUNK = 64 * 1024
 _ZLIB_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS,
                "deflate": zlib.MAX_WBITS}  # fmt: skip
+_OTHER_CODINGS = frozenset(("br", "zstd", "compress", "x-compress", "dcb", "dcz"))
 
 
 def header_safe(text: str) -> bool:
@@ -65,9 +66,9 @@ def _decoded(data: bytes, coding: str, status: int) -> bytes:
     limit = transport.MAX_ANSWER_BYTES if status < 300 else ERROR_ANSWER_MAX_BYTES
     wbits = _ZLIB_WBITS.get(coding)
     try:
-        if wbits is None:
-            raise ResponseError(f"the answer is in a coding the gateway cannot read: "
-                                f"{coding[:40]!r}")  # fmt: skip
+        if wbits is None:  # named only if it is a known one: the value is the service's text
+            shown = repr(coding) if coding in _OTHER_CODINGS else "an unknown one"
+            raise ResponseError(f"the answer is in a coding the gateway cannot read: {shown}")
         # "deflate" is zlib-wrapped by the standard, and raw in some servers: try both.
         for bits in (wbits, -zlib.MAX_WBITS) if coding == "deflate" else (wbits,):
             decoder = zlib.decompressobj(bits)

@@ -81,8 +81,8 @@ class _FakeUpstream(BaseHTTPRequestHandler):
     def _coded(self, auth: str, coding: str, status: str = "200") -> None:
         """An answer compressed whatever the request asked, as HTTP lets a server do when
         a request names no coding: gzip, deflate (zlib-wrapped), raw deflate ("raw" here),
-        brotli ("br": bytes the gateway cannot read), a gzip cut short ("cut"), and a gzip
-        of zeros larger than the cap once decoded ("bomb")."""
+        brotli ("br": bytes the gateway cannot read), a gzip cut short ("cut"), a gzip of
+        zeros larger than the cap once decoded ("bomb"), and a coding named by the key."""
         image = {"data": [{"b64_json": base64.b64encode(PNG).decode()}],
                  "meta": {"usage": {"credits_used": 1, "usd_spent": 0.05}},
                  "echo": auth}  # a key repeated inside a compressed body is hidden too  # fmt: skip
@@ -93,10 +93,11 @@ class _FakeUpstream(BaseHTTPRequestHandler):
             "deflate": lambda: zlib.compress(payload),
             "raw": lambda: zlib.compress(payload, wbits=-15),
             "br": lambda: b"\x1b\x00\x00\x00 not brotli that we could read",
+            "key": lambda: payload,  # the coding's name is the key: it must not be shown
             "cut": lambda: zlib.compress(payload, wbits=31)[:-20],
             "bomb": lambda: zlib.compress(b"0" * (transport.MAX_ANSWER_BYTES + 1), wbits=31),
         }[coding]()
-        name = {"raw": "deflate", "cut": "gzip", "bomb": "gzip"}.get(coding, coding)
+        name = {"raw": "deflate", "cut": "gzip", "bomb": "gzip", "key": auth}.get(coding, coding)
         self.send_response(int(status))
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Encoding", name)
@@ -253,7 +254,7 @@ def test_a_compressed_answer_reaches_the_student_decoded(
 @pytest.mark.parametrize(
     ("coding", "says"),
     [("br", "coding the gateway cannot read: 'br'"), ("cut", "corrupt or cut short"),
-     ("bomb", "over the cap")],
+     ("bomb", "over the cap"), ("key", "coding the gateway cannot read: an unknown one")],
 )  # fmt: skip
 def test_a_compressed_answer_that_cannot_be_read_is_a_502_charged_at_the_estimate(
     ada: tuple[Classroom, str], monkeypatch: pytest.MonkeyPatch, coding: str, says: str
@@ -267,6 +268,7 @@ def test_a_compressed_answer_that_cannot_be_read_is_a_502_charged_at_the_estimat
     (row,) = room.status()
     assert answer.status_code == 502
     assert says in answer.json()["message"]
+    assert TEACHER_KEY[3:13] not in answer.text.lower()  # no part of the key, in any case
     assert again.status_code == 200
     assert row["spent_usd"] == pytest.approx(DEFAULT_USD_PER_IMAGE + 0.05)
 
