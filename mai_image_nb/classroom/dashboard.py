@@ -207,7 +207,8 @@ def _reason(exc: requests.RequestException) -> str:
 
 
 def _state_html(state: dict[str, Any]) -> str:
-    """Requests upstream and waiting; in red, what the teacher must act on (the disk)."""
+    """Requests upstream and waiting; in red, what the teacher must act on (the disk, the
+    key)."""
     line = (f"{int(state['upstream'])} upstream · {int(state['waiting'])} waiting · "
             f"{int(state['disk_free_mb']):,} MB free on the class folder's disk")  # fmt: skip
     problems = []
@@ -215,6 +216,12 @@ def _state_html(state: dict[str, Any]) -> str:
         problems.append("the ledger cannot be written: requests are refused until space is freed")
     if state.get("gallery_paused"):
         problems.append("the disk is nearly full: new images are not kept in the gallery")
+    refused = state.get("upstream_refused")
+    if isinstance(refused, dict):
+        problems.append(display.escape(
+            f"the image service refuses the class's key since {refused.get('since')} "
+            f"(HTTP {refused.get('status')}: {refused.get('message')}): check the key and its "
+            "credits; students' requests fail until it is accepted"))  # fmt: skip
     warn = "".join(f'<br><b style="color:#c0392b">{p}</b>' for p in problems)
     return f"<span>{line}</span>{warn}"
 

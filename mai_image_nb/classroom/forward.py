@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mai_image_nb import retry
+from mai_image_nb import retry, transport
 from mai_image_nb.errors import APITimeoutError, MaiImageError, ResponseError, ValidationError
 from mai_image_nb.offline.faults import error_payload, new_request_id
 from mai_image_nb.offline.schema import parse_json, request_schema, validate_body
@@ -26,11 +26,14 @@ from .terms import to_micro, to_usd
 if TYPE_CHECKING:
     from .server import Gateway
 
-__all__ = ["BUDGET_KIND", "Answer", "error_answer", "generate", "json_answer"]
+__all__ = ["BUDGET_KIND", "REFUSED_KIND", "Answer", "error_answer", "generate", "json_answer"]
 
 log = logging.getLogger("mai_image_nb.classroom")
 
 BUDGET_KIND = "class_budget_exhausted"
+REFUSED_KIND = "upstream_refused_class_key"
+ACCOUNT_REFUSALS = (401, 402, 403)  # the service refusing the teacher's key or account
+REFUSAL_SHOWN_CHARS = 300
 MAX_GATE_ROUNDS = 5  # a request that meets this many 429s in a row gets the 429 itself
 PASSED_HEADERS = ("retry-after", "retry-after-ms", "x-request-id")
 
@@ -52,10 +55,16 @@ def json_answer(status: int, payload: object) -> Answer:
 
 
 def error_answer(
-    status: int, message: str, kind: str, data: dict[str, Any] | None = None
+    status: int,
+    message: str,
+    kind: str,
+    data: dict[str, Any] | None = None,
+    *,
+    request_id: str | None = None,
 ) -> Answer:
-    """An error in the provider's shape (message, requestId, error.data.kind, statusCode)."""
-    request_id = new_request_id()
+    """An error in the provider's shape (message, requestId, error.data.kind, statusCode),
+    with a new request id unless given one."""
+    request_id = request_id or new_request_id()
     payload = error_payload(status, message, kind, request_id)
     if data:
         payload["error"]["data"].update(data)
@@ -165,6 +174,10 @@ def _send(gateway: Gateway, hold: Hold, fields: dict[str, Any]) -> Answer:
                     gateway.note_price(cost)
             _finish(gateway, hold, reply.status, cost)
             headers = {k: reply.headers[k] for k in PASSED_HEADERS if k in reply.headers}
+            if reply.status in ACCOUNT_REFUSALS:
+                return _refused(gateway, reply, headers)
+            if 200 <= reply.status < 300:
+                gateway.note_accepted()
             content_type = reply.headers.get("content-type", "application/json")
             answer = Answer(reply.status, reply.body, content_type, headers)
             if 200 <= reply.status < 300 and hold.row_id is not None:
@@ -178,6 +191,21 @@ def _send(gateway: Gateway, hold: Hold, fields: dict[str, Any]) -> Answer:
         raise
     finally:
         gateway.ledger.drop(hold)  # a no-op once sent
+
+
+def _refused(gateway: Gateway, reply: transport.Reply, headers: dict[str, str]) -> Answer:
+    """The service refused the teacher's key or account. Passed on as it came, a student's
+    client would report their own token as wrong (401/403) or their class budget as spent
+    (402); so the answer keeps the status (the client does not retry it) and says whose
+    problem it is, and the teacher's dashboard shows it."""
+    error = transport.error_for_status(reply)  # from the answer with the key scrubbed
+    said = error.message[:REFUSAL_SHOWN_CHARS]
+    gateway.note_refused(reply.status, said)
+    answer = error_answer(reply.status, f"The image service refused the class's key (HTTP "
+                          f"{reply.status}: {said}): not your token; tell your teacher",
+                          REFUSED_KIND, request_id=error.request_id)  # fmt: skip
+    answer.headers.update(headers)  # the service's request id, for the teacher's report
+    return answer
 
 
 def _mark_sent(gateway: Gateway, hold: Hold, fields: dict[str, Any]) -> None:

@@ -22,7 +22,7 @@ from .gallery import Gallery
 from .ledger import Ledger
 from .queue import FairQueue
 from .roster import Roster
-from .terms import hash_token, to_micro
+from .terms import hash_token, now_iso, to_micro
 from .upstream import Upstream
 
 __all__ = ["CLOSE_GRACE_S", "Gateway"]
@@ -103,6 +103,7 @@ class Gateway:
         self._busy = 0
         self._idle = threading.Condition(self._lock)
         self._closed = False
+        self._refused: dict[str, Any] | None = None  # the service refusing the teacher's key
         self._httpd = GatewayHTTPServer(
             self, (host, port)
         )  # binds first: a taken port leaves no thread
@@ -134,7 +135,34 @@ class Gateway:
             "ledger_ok": not self.ledger.write_failing,
             "gallery_paused": self.gallery.paused,
             "disk_free_mb": shutil.disk_usage(self.folder).free // 2**20,
+            "upstream_refused": self.upstream_refused(),
         }
+
+    def upstream_refused(self) -> dict[str, Any] | None:
+        """Since when (and how) the service refuses the teacher's key, or None while it is
+        accepted: {"status", "message", "since"}."""
+        with self._lock:
+            return None if self._refused is None else dict(self._refused)
+
+    def note_refused(self, status: int, message: str) -> None:
+        """The service refused the teacher's key or account (401/402/403): the teacher's to
+        fix, so it is logged once and shown on the dashboard until an image comes through."""
+        with self._lock:
+            first = self._refused is None
+            since = now_iso() if self._refused is None else self._refused["since"]
+            self._refused = {"status": status, "message": message, "since": since}
+        if first:
+            log.error("classroom gateway: the image service refused the teacher's key "
+                      "(HTTP %d): %s", status, message)  # fmt: skip
+
+    def note_accepted(self) -> None:
+        """An answer with an image: the key works (again)."""
+        if self._refused is None:  # the common case, without the lock
+            return
+        with self._lock:
+            was, self._refused = self._refused, None
+        if was is not None:
+            log.warning("classroom gateway: the image service accepts the teacher's key again")
 
     def note_price(self, micro: int) -> None:
         with self._lock:

@@ -19,10 +19,12 @@ import pytest
 
 import mai_image_nb as mai
 from mai_image_nb import transport
-from mai_image_nb.classroom import Classroom
+from mai_image_nb.classroom import Classroom, Dashboard
+from mai_image_nb.classroom.forward import REFUSED_KIND
 from mai_image_nb.client import DEFAULT_USD_PER_IMAGE
 from mai_image_nb.offline import render_png
 from mai_image_nb.transport import USER_AGENT
+from tests.waits import wait_until
 
 from .conftest import TEACHER_KEY, admin_post, assert_no_gateway_threads, get, post
 
@@ -46,6 +48,9 @@ class _FakeUpstream(BaseHTTPRequestHandler):
         prompt = json.loads(body).get("prompt", "")
         if auth != f"Bearer {TEACHER_KEY}":
             self._answer(401, {"message": "bad key"}, {})
+        elif prompt == "no credits":  # the teacher's account is out of credits
+            self._answer(403, {"message": "insufficient credits <b>top up</b>"},
+                         {"x-request-id": "req-403"})  # fmt: skip
         elif prompt == "echo":  # a hostile or buggy service repeating the key back
             self._answer(500, {"message": f"you sent {auth}"}, {"x-echo": auth})
         elif prompt == "chunked":  # an answer whose length is not known up front
@@ -282,6 +287,60 @@ def test_an_error_answer_that_cannot_be_decoded_keeps_its_status(
     assert answer.status_code == 500
     assert answer.content == b""  # the undecodable message is dropped, the status stays
     assert row["spent_usd"] == 0.0  # the service reported no cost
+
+
+def test_a_refused_class_key_is_not_blamed_on_the_student(
+    fake: ThreadingHTTPServer, ada: tuple[Classroom, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The service refusing the teacher's account (403, no credits): passed on as it came,
+    the student's client would call their own token wrong. The student hears whose problem
+    it is, without a retry; the teacher's dashboard shows it (escaped) until an image comes
+    through; the log says it once, and once again when it is over."""
+    room, token = ada
+    caplog.set_level(logging.INFO, logger="mai_image_nb.classroom")
+    board = Dashboard(room.url, room.admin_token, refresh_s=0.05)
+    try:
+        with mai.Client(api_key=token, base_url=room.url, history=False, max_retries=3) as client:
+            for _ in range(2):
+                with pytest.raises(mai.AuthenticationError) as caught:
+                    client.generate("no credits", cache=False)
+        error = caught.value
+        assert error.status_code == 403 and error.kind == REFUSED_KIND
+        assert error.request_id == "req-403"  # the service's, for the teacher's report
+        assert "not your token; tell your teacher" in error.message
+        assert "insufficient credits" in error.message
+        prompts = [json.loads(body)["prompt"] for _, body in fake.seen]  # type: ignore[attr-defined]
+        assert prompts == ["no credits", "no credits"]  # neither retried
+        wait_until(lambda: "refuses the class" in board.state_line.value, "the red line", 10)
+        line = board.state_line.value
+        assert "HTTP 403" in line and "&lt;b&gt;top up&lt;/b&gt;" in line and "<b>top" not in line
+        refused = get(room.url, "/classroom/state", room.admin_token).json()["upstream_refused"]
+        assert refused["status"] == 403 and refused["message"].startswith("insufficient")
+
+        assert post(room.url, token, {"prompt": "a fox"}).status_code == 200
+        wait_until(lambda: "refuses" not in board.state_line.value, "the line to clear", 10)
+        assert (
+            get(room.url, "/classroom/state", room.admin_token).json()["upstream_refused"] is None
+        )
+        (row,) = room.status()
+    finally:
+        board.close()
+    assert row["spent_usd"] == 0.05 and row["errors"] == 2  # the refusals cost nothing
+    said = [r.getMessage() for r in caplog.records if "teacher's key" in r.getMessage()]
+    assert len(said) == 2, said  # refused (once, for two refusals), then accepted again
+    assert "refused" in said[0] and "accepts" in said[1]
+
+
+def test_a_wrong_class_key_is_a_401_that_says_so(fake: ThreadingHTTPServer, folder: Path) -> None:
+    url = f"http://127.0.0.1:{fake.server_address[1]}"
+    with Classroom(folder, upstream=url, api_key="sk-not-the-teachers") as room:
+        token = room.add_students(["ada"])["ada"]
+        answer = post(room.url, token, {"prompt": "a fox"})
+        assert room.gateway.upstream_refused() is not None
+    assert answer.status_code == 401
+    assert answer.json()["error"]["data"]["kind"] == REFUSED_KIND
+    assert "refused the class's key (HTTP 401: bad key)" in answer.json()["message"]
+    assert "sk-not-the-teachers" not in answer.text
 
 
 @pytest.mark.parametrize("key", [f"{TEACHER_KEY}\n", f"{TEACHER_KEY} x", "sk-\u00e9t\u00e9"])
