@@ -199,7 +199,7 @@ def _refused(gateway: Gateway, reply: transport.Reply, headers: dict[str, str]) 
     (402); so the answer keeps the status (the client does not retry it) and says whose
     problem it is, and the teacher's dashboard shows it."""
     error = transport.error_for_status(reply)  # from the answer with the key scrubbed
-    said = error.message[:REFUSAL_SHOWN_CHARS]
+    said = " ".join(error.message.split())[:REFUSAL_SHOWN_CHARS]  # one line in log and panel
     gateway.note_refused(reply.status, said)
     answer = error_answer(reply.status, f"The image service refused the class's key (HTTP "
                           f"{reply.status}: {said}): not your token; tell your teacher",

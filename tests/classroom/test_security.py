@@ -49,7 +49,7 @@ class _FakeUpstream(BaseHTTPRequestHandler):
         if auth != f"Bearer {TEACHER_KEY}":
             self._answer(401, {"message": "bad key"}, {})
         elif prompt == "no credits":  # the teacher's account is out of credits
-            self._answer(403, {"message": "insufficient credits <b>top up</b>"},
+            self._answer(403, {"message": "insufficient credits\n<b>top up</b>"},
                          {"x-request-id": "req-403"})  # fmt: skip
         elif prompt == "echo":  # a hostile or buggy service repeating the key back
             self._answer(500, {"message": f"you sent {auth}"}, {"x-echo": auth})
@@ -314,6 +314,7 @@ def test_a_refused_class_key_is_not_blamed_on_the_student(
         wait_until(lambda: "refuses the class" in board.state_line.value, "the red line", 10)
         line = board.state_line.value
         assert "HTTP 403" in line and "&lt;b&gt;top up&lt;/b&gt;" in line and "<b>top" not in line
+        assert "credits &lt;b&gt;" in line  # its line break is a space: one line, as in the log
         refused = get(room.url, "/classroom/state", room.admin_token).json()["upstream_refused"]
         assert refused["status"] == 403 and refused["message"].startswith("insufficient")
 
@@ -328,7 +329,7 @@ def test_a_refused_class_key_is_not_blamed_on_the_student(
     assert row["spent_usd"] == 0.05 and row["errors"] == 2  # the refusals cost nothing
     said = [r.getMessage() for r in caplog.records if "teacher's key" in r.getMessage()]
     assert len(said) == 2, said  # refused (once, for two refusals), then accepted again
-    assert "refused" in said[0] and "accepts" in said[1]
+    assert "refused" in said[0] and "accepts" in said[1] and "\n" not in said[0]
 
 
 def test_a_wrong_class_key_is_a_401_that_says_so(fake: ThreadingHTTPServer, folder: Path) -> None:
